@@ -1,0 +1,55 @@
+# genetune developer commands. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml
+STAMP := $(VENV)/.genetune-installed
+
+.PHONY: help install build test test-rust test-python bench bench-overhead bench-quality lint clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml $(RUST_SOURCES)
+	$(PY) -m pip install -q "maturin>=1.9,<2"
+	$(PY) -m pip install -q "numpy>=1.26" "pydantic>=2.7" "pytest>=8" "hypothesis>=6.100" "mypy>=1.10"
+	source $(VENV)/bin/activate && maturin develop --release --extras test -q
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv, install dependencies, build the Rust extension (release)
+
+build: ## rebuild the Rust extension (release) into .venv
+	source $(VENV)/bin/activate && maturin develop --release -q
+
+test: install test-rust test-python ## install what is needed, then run every test (cargo test + pytest)
+
+test-rust: ## the pure core crate's unit and property tests
+	cargo test --release -p genetune-core
+
+test-python: install ## pytest (slow tests included) and the typed-surface check
+	$(PY) -m pytest -q
+	$(PY) -m mypy --no-incremental python/genetune
+
+bench: bench-overhead bench-quality ## both engine benchmarks, peers side by side (installs the peers)
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(PY) -m pip install -q -e ".[bench]" --no-build-isolation 2>/dev/null || $(PY) -m pip install -q "pymoo==0.6.2" "optuna>=4" "deap>=1.4" "pygmo>=2.19"
+	touch $@
+
+bench-overhead: $(VENV)/.bench-installed ## ask+tell overhead per candidate vs pymoo, pygmo, DEAP, Optuna
+	$(PY) benches/bench_overhead.py
+
+bench-quality: $(VENV)/.bench-installed ## hypervolume/IGD and best values at equal evaluations vs pymoo
+	$(PY) benches/bench_quality.py
+
+lint: install ## rustfmt, clippy
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean: ## remove build outputs and the virtualenv
+	rm -rf target $(VENV) python/genetune/*.so

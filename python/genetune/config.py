@@ -1,0 +1,147 @@
+"""`SearchConfiguration`: CompileIQ's fields, defaults and derivation rules, plus genetune's own."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["EngineKind", "ProblemType", "SearchConfiguration", "as_search_configuration"]
+
+
+class ProblemType(StrEnum):
+    MIN = "min"
+    MAX = "max"
+
+
+class EngineKind(StrEnum):
+    GA = "ga"
+    NSGA2 = "nsga2"
+    NSGA3 = "nsga3"
+
+
+def _derived_pool_size(num_objectives: int) -> int:
+    target = 2 * num_objectives + 1
+    p = max(math.ceil(target / 0.25), 32)
+    return p + p % 2
+
+
+def _derived_cull_size(pool_size: int, num_objectives: int) -> int:
+    c = int(pool_size * 0.75)
+    c -= c % 2
+    max_cull = pool_size - (1 + 2 * num_objectives)
+    max_cull -= max_cull % 2
+    return max(2, min(c, max_cull))
+
+
+def _reference_direction_count(num_objectives: int, survivors: int) -> int:
+    """CompileIQ's lower bound on pool_size for its reference directions."""
+    m = num_objectives
+    remaining = survivors - m - 1
+    if remaining <= 0:
+        return m
+    inner = m
+    for p in range(1, survivors + 1):
+        count = math.comb(m + p - 1, p)
+        if count > remaining:
+            break
+        inner = count
+    return m if inner == m else m + inner
+
+
+class SearchConfiguration(BaseModel):
+    """How a search runs. Unknown keys are rejected; ``pool_size``/``cull_size`` are derived from
+    ``num_objectives`` when left out, with CompileIQ's rules."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    generations: int = Field(gt=0, lt=2**32, description="Number of generations to run.")
+    pool_size: int | None = Field(default=None, gt=5, description="Candidates per generation (derived when None).")
+    cull_size: int | None = Field(
+        default=None, gt=1, multiple_of=2, description="Mating-pool size: the best cull_size survivors breed (derived when None)."
+    )
+    mutate_rate: float = Field(default=0.25, gt=0, lt=1, description="Per-gene mutation probability.")
+    problem_type: ProblemType = Field(default=ProblemType.MIN, description="Direction of every objective unless `directions` is set.")
+    num_objectives: int = Field(default=1, gt=0, le=64)
+    normalize: bool = Field(default=False, description="Divide scores by the baseline's (BASELINE_CONFIG) before selection.")
+    objective_weights: list[float] | None = Field(
+        default=None, description="NSGA-III: pull the reference directions toward these weights (must sum to 1)."
+    )
+    init_with_true_random_threshold: float = Field(
+        default=0.9, ge=0, le=1, description="Share of the first generation drawn from the ranges' seed_low/seed_high."
+    )
+    enable_large_fail_pool: bool = Field(default=True, description="Accepted for CompileIQ compatibility; has no effect.")
+    # genetune's own fields.
+    seed: int | None = Field(default=None, ge=0, lt=2**64, description="Seed of the engine's RNG (drawn and recorded when None).")
+    engine: EngineKind | None = Field(default=None, description="'ga' (default for one objective), 'nsga2' or 'nsga3' (default for more).")
+    directions: list[ProblemType] | None = Field(default=None, description="Per-objective 'min'/'max'; defaults to problem_type for all.")
+    crossover_prob: float = Field(default=0.9, ge=0, le=1, description="Probability that a pair of parents is crossed.")
+    crossover_eta: float = Field(default=15.0, ge=0, description="SBX distribution index (larger: children closer to parents).")
+    mutation_eta: float = Field(default=20.0, ge=0, description="Polynomial-mutation distribution index.")
+
+    @model_validator(mode="after")
+    def _derive_and_check(self) -> SearchConfiguration:
+        m = self.num_objectives
+        pool = self.pool_size if self.pool_size is not None else _derived_pool_size(m)
+        cull = self.cull_size if self.cull_size is not None else _derived_cull_size(pool, m)
+        if cull >= pool:
+            raise ValueError(f"cull_size ({cull}) must be less than pool_size ({pool})")
+        survivors = pool - cull
+        if survivors < 1 + 2 * m:
+            raise ValueError(f"Number of survivors (pool_size - cull_size = {survivors}) is too small. Need at least {1 + 2 * m}.")
+        needed = _reference_direction_count(m, survivors)
+        if pool < needed:
+            raise ValueError(f"pool_size ({pool}) is too small. Needs to be at least {needed} for {m} objectives.")
+        if self.objective_weights is not None:
+            w = self.objective_weights
+            if len(w) != m:
+                raise ValueError(f"objective_weights has {len(w)} entries; it must be equal to num_objectives ({m})")
+            if any(x < 0 for x in w):
+                raise ValueError("objective_weights must be non-negative")
+            if not math.isclose(math.fsum(w), 1.0, rel_tol=0, abs_tol=1e-9):
+                raise ValueError(f"Objective Weights must add up to 1.0 (they add up to {math.fsum(w)})")
+        engine = self.engine or (EngineKind.GA if m == 1 else EngineKind.NSGA3)
+        if engine == EngineKind.GA and m > 1:
+            raise ValueError(f"engine 'ga' optimizes one objective; use 'nsga2' or 'nsga3' for num_objectives={m}")
+        directions = self.directions or [self.problem_type] * m
+        if len(directions) != m:
+            raise ValueError(f"directions has {len(directions)} entries; it must be equal to num_objectives ({m})")
+        if not self.enable_large_fail_pool:
+            warnings.warn(
+                "enable_large_fail_pool has no effect in genetune: invalid candidates simply lose to valid ones",
+                FutureWarning,
+                stacklevel=2,
+            )
+        # The model is frozen; derived values are filled in once, here.
+        for name, value in (("pool_size", pool), ("cull_size", cull), ("engine", engine), ("directions", list(directions))):
+            object.__setattr__(self, name, value)
+        return self
+
+    def engine_config(self) -> dict[str, Any]:
+        """The configuration the Rust engine takes."""
+        assert self.pool_size is not None and self.cull_size is not None and self.engine is not None and self.directions is not None
+        return {
+            "generations": self.generations,
+            "pool_size": self.pool_size,
+            "cull_size": self.cull_size,
+            "mutate_rate": self.mutate_rate,
+            "directions": [str(d) for d in self.directions],
+            "algorithm": str(self.engine),
+            "init_seed_share": self.init_with_true_random_threshold,
+            "objective_weights": self.objective_weights,
+            "crossover_prob": self.crossover_prob,
+            "crossover_eta": self.crossover_eta,
+            "mutation_eta": self.mutation_eta,
+        }
+
+
+def as_search_configuration(config: SearchConfiguration | dict[str, Any]) -> SearchConfiguration:
+    """Accepts a `SearchConfiguration` or a dict of its fields."""
+    if isinstance(config, SearchConfiguration):
+        return config
+    if isinstance(config, dict):
+        return SearchConfiguration.model_validate(config)
+    raise TypeError(f"search_config must be a SearchConfiguration or a dict, got {type(config).__name__}")

@@ -1,0 +1,169 @@
+"""`Engine`: the seeded ask/tell genetic search, backed by the Rust core."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from genetune._core import Candidate, CoreEngine
+from genetune.config import SearchConfiguration, as_search_configuration
+from genetune.exceptions import SearchSpaceExhaustedWarning, TellError
+from genetune.scores import score_matrix
+from genetune.search_spaces import SearchSpace, compile_space, space_from_spec
+
+__all__ = ["Candidate", "Engine"]
+
+
+class Engine:
+    """A seeded ask/tell genetic search over a genetune search space.
+
+    ``ask()`` hands out the candidates of the current generation (each with ``.id`` and
+    ``.params``, shaped as the objective receives them); ``tell(ids, scores)`` records their
+    scores, in any order and any number of calls; once every candidate of a generation is told,
+    the next one is bred. No candidate is ever proposed twice. ``ask_array()``/``tell`` with
+    numpy arrays skip building Python dicts.
+
+    The same seed and the same told scores give the same candidates. An engine pickles (and
+    ``Engine.from_bytes(engine.to_bytes())`` round-trips) with its RNG, so a restored engine
+    continues the identical stream.
+    """
+
+    __slots__ = ("_config", "_core", "_exhaustion_reported", "_search_space")
+
+    def __init__(
+        self,
+        search_space: SearchSpace,
+        search_config: SearchConfiguration | dict[str, Any],
+        seed: int | None = None,
+    ) -> None:
+        config = as_search_configuration(search_config)
+        spec = compile_space(search_space)
+        meta = json.dumps({"config": config.model_dump(mode="json"), "space": spec})
+        core = CoreEngine(json.dumps(spec), json.dumps(config.engine_config()), config.seed if seed is None else seed, meta)
+        self._init(core, config, search_space)
+
+    def _init(self, core: CoreEngine, config: SearchConfiguration, search_space: Any) -> None:
+        self._core = core
+        self._config = config
+        self._search_space = search_space
+        self._exhaustion_reported = False
+
+    # ----- the loop ----------------------------------------------------------------------------
+
+    def ask(self, n: int | None = None) -> list[Candidate]:
+        """Up to ``n`` (default: all remaining) not-yet-asked candidates of the current generation.
+        Empty once they are all out (tell them to get the next generation) or the search is done."""
+        candidates = self._core.ask(n)
+        self._report_exhaustion()
+        return candidates
+
+    def ask_array(self, n: int | None = None) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Like :meth:`ask`, as ``(ids, X)``: one column of ``X`` per parameter, in
+        :attr:`parameter_names` order: the value for ranges, the index for choices, 0 for
+        literals, NaN when knocked out."""
+        ids, x = self._core.ask_array(n)
+        self._report_exhaustion()
+        return ids, x
+
+    def tell(self, ids: ArrayLike, scores: ArrayLike) -> None:
+        """Records ``scores`` (``(len(ids), num_objectives)``; NaN, inf or ``"*"`` = INVALID) for
+        asked candidates. Nothing is recorded if any id or score is rejected."""
+        id_array = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
+        try:
+            matrix = score_matrix(scores, len(id_array), self._core.num_objectives)
+        except ValueError as err:
+            raise TellError(str(err)) from None
+        self._core.tell(id_array, matrix)
+        self._report_exhaustion()
+
+    def pending(self) -> list[Candidate]:
+        """Candidates asked but not yet told (to re-run after a crash, say)."""
+        return self._core.pending()
+
+    def population(self) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+        """The surviving population, best first: ``(ids, X, scores)``, scores as told (NaN = INVALID)."""
+        return self._core.population()
+
+    def _report_exhaustion(self) -> None:
+        if self._core.exhausted and not self._exhaustion_reported:
+            self._exhaustion_reported = True
+            warnings.warn(
+                f"the search space is exhausted after {self._core.evaluations + self._core.batch_size} distinct "
+                "candidates; the search ends early with the results so far",
+                SearchSpaceExhaustedWarning,
+                stacklevel=3,
+            )
+
+    # ----- state -------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> SearchConfiguration:
+        return self._config
+
+    @property
+    def search_space(self) -> Any:
+        return self._search_space
+
+    @property
+    def seed(self) -> int:
+        """The seed in use (drawn from the OS when none was given)."""
+        return self._core.seed
+
+    @property
+    def generation(self) -> int:
+        """Index of the generation being evaluated; the number of finished ones once done."""
+        return self._core.generation
+
+    @property
+    def done(self) -> bool:
+        return self._core.done
+
+    @property
+    def exhausted(self) -> bool:
+        """True once the engine ran out of untried candidates."""
+        return self._core.exhausted
+
+    @property
+    def evaluations(self) -> int:
+        """Candidates told so far."""
+        return self._core.evaluations
+
+    @property
+    def num_objectives(self) -> int:
+        return self._core.num_objectives
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """Each parameter's path (``search_space['a']['b']``), in ``ask_array`` column order."""
+        return self._core.parameter_paths
+
+    @property
+    def space_size(self) -> int | None:
+        """Number of distinct candidates, or None for a space with a continuous range."""
+        return self._core.space_size
+
+    def to_bytes(self) -> bytes:
+        """The whole engine state (RNG included) as bytes."""
+        return self._core.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Engine:
+        """Restores an engine saved with :meth:`to_bytes`; it continues the identical stream."""
+        core = CoreEngine.from_bytes(data)
+        meta = json.loads(core.meta)
+        engine = cls.__new__(cls)
+        engine._init(core, SearchConfiguration.model_validate(meta["config"]), space_from_spec(meta["space"]))
+        return engine
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        return (Engine.from_bytes, (self.to_bytes(),))
+
+    def __repr__(self) -> str:
+        return (
+            f"Engine(engine={self._config.engine!s}, generation={self.generation}/{self._config.generations}, "
+            f"pool_size={self._config.pool_size}, seed={self.seed}, done={self.done})"
+        )

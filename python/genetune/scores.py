@@ -1,0 +1,61 @@
+"""Score conventions shared by the engine and searches."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from genetune import _core
+
+__all__ = ["INVALID_SCORE", "normalize_scores", "score_matrix"]
+
+#: What an objective returns (or what a failed evaluation is recorded as) for "no valid score".
+INVALID_SCORE: Final = "*"
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, str):
+        if value == INVALID_SCORE:
+            return float("nan")
+        raise ValueError(f"a score must be a number or {INVALID_SCORE!r}, got {value!r}")
+    if value is None or isinstance(value, bool):
+        raise ValueError(f"a score must be a number or {INVALID_SCORE!r}, got {value!r}")
+    return float(value)
+
+
+def score_matrix(scores: ArrayLike, rows: int, num_objectives: int) -> NDArray[np.float64]:
+    """Scores as a C-contiguous float64 ``(rows, num_objectives)`` matrix; ``"*"``, NaN and inf
+    mean INVALID. A 1-D input is read as one column (one objective) or one row (one candidate)."""
+    arr = np.asarray(scores)
+    if arr.dtype.kind not in "fiu":
+        arr = np.vectorize(_as_float, otypes=[np.float64])(arr) if arr.size else arr.astype(np.float64)
+    arr = arr.astype(np.float64, copy=False)
+    if arr.ndim == 1:
+        if num_objectives == 1 and arr.shape[0] == rows:
+            arr = arr.reshape(rows, 1)
+        elif rows == 1 and arr.shape[0] == num_objectives:
+            arr = arr.reshape(1, num_objectives)
+    if arr.shape != (rows, num_objectives):
+        raise ValueError(f"scores must have shape ({rows}, {num_objectives}), got {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def normalize_scores(scores: ArrayLike, baseline: ArrayLike) -> NDArray[np.float64]:
+    """Normalizes scores against a baseline, per objective, in the Rust core.
+
+    ``norm = score / baseline`` for a positive baseline; in general
+    ``1 + (score - baseline) / |baseline|``, which keeps the order of scores, so a normalized
+    objective keeps its direction even for a negative baseline. A zero or non-finite baseline, or
+    an invalid score, gives NaN (INVALID). Accepts one row or an ``(n, m)`` matrix and returns
+    the same shape.
+    """
+    base = np.ascontiguousarray(np.atleast_1d(np.asarray(baseline, dtype=np.float64)))
+    if base.ndim != 1:
+        raise ValueError(f"baseline must be one row of scores, got shape {base.shape}")
+    arr = np.asarray(scores, dtype=np.float64)
+    one_row = arr.ndim <= 1
+    matrix = np.ascontiguousarray(arr.reshape(1, -1) if one_row else arr)
+    out = _core.normalize_scores(matrix, base)
+    return out.reshape(arr.shape) if one_row else out

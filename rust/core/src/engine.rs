@@ -1,0 +1,719 @@
+//! The ask/tell engine: one generation at a time, never the same candidate twice.
+
+use crate::config::{Algorithm, Direction, EngineConfig};
+use crate::error::{Error, Result};
+use crate::operators::{crossover, mutate, mutate_one, sample_genome, Gene, Variation};
+use crate::refdirs::reference_directions;
+use crate::selection::{select_ga, select_nsga2, select_nsga3, Nsga3Memory, ReferenceSet};
+use crate::space::{GeneKind, Space};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
+
+/// The engine's RNG: portable, seedable, serializable (seed, stream and word position).
+pub type EngineRng = ChaCha8Rng;
+
+const STATE_MAGIC: &[u8; 8] = b"GTENG\x00\x00\x01";
+/// Finite spaces up to this size are enumerated when random draws keep hitting seen candidates.
+const PROBE_LIMIT: u128 = 1 << 22;
+const RANDOM_TRIES: usize = 64;
+const REPAIR_TRIES: usize = 8;
+
+/// Keys are already 128-bit hashes: hashing them again would only cost time.
+#[derive(Default, Clone, Copy)]
+pub struct PassThroughHasher(u64);
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+type SeenSet = HashSet<u128, BuildHasherDefault<PassThroughHasher>>;
+
+/// Individuals as parallel arrays; genomes and objective rows are row-major.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Pop {
+    ids: Vec<u64>,
+    x: Vec<f64>,
+    on: Vec<bool>,
+    /// Objectives oriented for minimization; meaningless where `valid` is false.
+    f: Vec<f64>,
+    valid: Vec<bool>,
+}
+
+impl Pop {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn push(&mut self, id: u64, x: &[f64], on: &[bool], m: usize) {
+        self.ids.push(id);
+        self.x.extend_from_slice(x);
+        self.on.extend_from_slice(on);
+        self.f.extend(std::iter::repeat_n(f64::NAN, m));
+        self.valid.push(false);
+    }
+
+    fn extend(&mut self, other: &Pop) {
+        self.ids.extend_from_slice(&other.ids);
+        self.x.extend_from_slice(&other.x);
+        self.on.extend_from_slice(&other.on);
+        self.f.extend_from_slice(&other.f);
+        self.valid.extend_from_slice(&other.valid);
+    }
+
+    fn subset(&self, idx: &[usize], n: usize, m: usize) -> Pop {
+        let mut out = Pop::default();
+        for &i in idx {
+            out.ids.push(self.ids[i]);
+            out.x.extend_from_slice(&self.x[i * n..(i + 1) * n]);
+            out.on.extend_from_slice(&self.on[i * n..(i + 1) * n]);
+            out.f.extend_from_slice(&self.f[i * m..(i + 1) * m]);
+            out.valid.push(self.valid[i]);
+        }
+        out
+    }
+}
+
+/// Everything that is saved by `to_bytes` (the compiled space is rebuilt from its JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    space_json: String,
+    meta: String,
+    config: EngineConfig,
+    seed: u64,
+    rng: EngineRng,
+    generation: u32,
+    next_id: u64,
+    evaluations: u64,
+    /// Survivors, in preference order (best first).
+    population: Pop,
+    /// The generation being evaluated; its ids are contiguous from `batch.ids[0]`.
+    batch: Pop,
+    told: Vec<bool>,
+    n_told: usize,
+    n_asked: usize,
+    seen: SeenSet,
+    exhausted: bool,
+    done: bool,
+    nsga3: Nsga3Memory,
+}
+
+/// A seeded ask/tell genetic search over a compiled [`Space`].
+pub struct Engine {
+    state: State,
+    space: Space,
+    genes: Vec<Gene>,
+    /// Parameters whose mutation can change the candidate.
+    mutable: Vec<usize>,
+    refs: Option<ReferenceSet>,
+    key_buf: Vec<u8>,
+}
+
+impl Engine {
+    /// Builds an engine and its first generation. Without a seed one is drawn from the OS and
+    /// reported by [`Engine::seed`], so the run can be replayed.
+    pub fn new(space_json: &str, config: EngineConfig, seed: Option<u64>, meta: String) -> Result<Engine> {
+        let space = Space::from_json(space_json)?;
+        config.validate()?;
+        let seed = seed.unwrap_or_else(|| rand::rng().random());
+        let state = State {
+            space_json: space_json.to_owned(),
+            meta,
+            rng: EngineRng::seed_from_u64(seed),
+            config,
+            seed,
+            generation: 0,
+            next_id: 0,
+            evaluations: 0,
+            population: Pop::default(),
+            batch: Pop::default(),
+            told: Vec::new(),
+            n_told: 0,
+            n_asked: 0,
+            seen: SeenSet::default(),
+            exhausted: false,
+            done: false,
+            nsga3: Nsga3Memory::default(),
+        };
+        let mut engine = Engine::assemble(state, space);
+        engine.fill_initial();
+        Ok(engine)
+    }
+
+    fn assemble(state: State, space: Space) -> Engine {
+        let genes: Vec<Gene> = space.params.iter().map(Gene::from_param).collect();
+        let mutable = (0..genes.len()).filter(|&i| genes[i].is_mutable()).collect();
+        let m = state.config.num_objectives();
+        let refs = (state.config.algorithm == Algorithm::Nsga3).then(|| {
+            let dirs = reference_directions(m, state.config.pool_size, state.config.objective_weights.as_deref());
+            ReferenceSet::new(&dirs, m)
+        });
+        Engine { state, space, genes, mutable, refs, key_buf: Vec::new() }
+    }
+
+    // ----- accessors -------------------------------------------------------------------------
+
+    pub fn space(&self) -> &Space {
+        &self.space
+    }
+    pub fn space_json(&self) -> &str {
+        &self.state.space_json
+    }
+    pub fn meta(&self) -> &str {
+        &self.state.meta
+    }
+    pub fn config(&self) -> &EngineConfig {
+        &self.state.config
+    }
+    pub fn seed(&self) -> u64 {
+        self.state.seed
+    }
+    /// Index of the generation being evaluated (the number of finished ones once done).
+    pub fn generation(&self) -> u32 {
+        self.state.generation
+    }
+    pub fn done(&self) -> bool {
+        self.state.done
+    }
+    /// True once the engine ran out of untried candidates.
+    pub fn exhausted(&self) -> bool {
+        self.state.exhausted
+    }
+    /// Candidates told so far.
+    pub fn evaluations(&self) -> u64 {
+        self.state.evaluations + self.state.n_told as u64
+    }
+    pub fn num_params(&self) -> usize {
+        self.genes.len()
+    }
+    pub fn num_objectives(&self) -> usize {
+        self.state.config.num_objectives()
+    }
+    /// Size of the current generation.
+    pub fn batch_len(&self) -> usize {
+        self.state.batch.len()
+    }
+    /// Candidates of the current generation handed out so far.
+    pub fn asked(&self) -> usize {
+        self.state.n_asked
+    }
+
+    // ----- ask -------------------------------------------------------------------------------
+
+    /// Hands out up to `n` (all, if `None`) not-yet-asked candidates of the current generation,
+    /// as a range of batch positions; empty once all are out or the search is done.
+    pub fn ask(&mut self, n: Option<usize>) -> Range<usize> {
+        let start = self.state.n_asked;
+        let end = match n {
+            Some(k) => (start + k).min(self.state.batch.len()),
+            None => self.state.batch.len(),
+        };
+        self.state.n_asked = end;
+        start..end
+    }
+
+    /// Batch positions asked but not yet told.
+    pub fn pending(&self) -> Vec<usize> {
+        (0..self.state.n_asked).filter(|&i| !self.state.told[i]).collect()
+    }
+
+    /// The id and genome of batch position `i`.
+    pub fn candidate(&self, i: usize) -> (u64, &[f64], &[bool]) {
+        let n = self.num_params();
+        let b = &self.state.batch;
+        (b.ids[i], &b.x[i * n..(i + 1) * n], &b.on[i * n..(i + 1) * n])
+    }
+
+    /// Writes the numeric columns (see [`crate::space::Param::column_value`]; NaN when knocked
+    /// out) of batch positions `range` into `out`, row-major.
+    pub fn fill_columns(&self, range: Range<usize>, out: &mut [f64]) -> Vec<u64> {
+        let n = self.num_params();
+        let mut ids = Vec::with_capacity(range.len());
+        for (row, i) in range.enumerate() {
+            let (id, x, on) = self.candidate(i);
+            ids.push(id);
+            self.columns_of(x, on, &mut out[row * n..(row + 1) * n]);
+        }
+        ids
+    }
+
+    fn columns_of(&self, x: &[f64], on: &[bool], out: &mut [f64]) {
+        for (j, p) in self.space.params.iter().enumerate() {
+            out[j] = if on[j] { p.column_value(x[j]) } else { f64::NAN };
+        }
+    }
+
+    /// The surviving population: ids, columns `(k, n)` and scores `(k, m)` in the user's
+    /// orientation (NaN where invalid), best first.
+    pub fn population(&self) -> (Vec<u64>, Vec<f64>, Vec<f64>) {
+        let (n, m) = (self.num_params(), self.num_objectives());
+        let p = &self.state.population;
+        let mut cols = vec![0.0; p.len() * n];
+        for i in 0..p.len() {
+            self.columns_of(&p.x[i * n..(i + 1) * n], &p.on[i * n..(i + 1) * n], &mut cols[i * n..(i + 1) * n]);
+        }
+        let dirs = &self.state.config.directions;
+        let scores = (0..p.len() * m)
+            .map(|k| {
+                if !p.valid[k / m] {
+                    f64::NAN
+                } else if dirs[k % m] == Direction::Max {
+                    -p.f[k]
+                } else {
+                    p.f[k]
+                }
+            })
+            .collect();
+        (p.ids.clone(), cols, scores)
+    }
+
+    // ----- tell ------------------------------------------------------------------------------
+
+    /// Records scores (row-major `(ids.len(), m)`; NaN or ±inf = INVALID) for asked candidates of
+    /// the current generation. Once all of them are told, the next generation is bred.
+    /// Validates the whole call before changing anything.
+    pub fn tell(&mut self, ids: &[u64], scores: &[f64]) -> Result<()> {
+        let m = self.num_objectives();
+        if scores.len() != ids.len() * m {
+            return Err(Error::InvalidTell(format!(
+                "scores must have shape ({}, {m}) for {} ids, got {} values",
+                ids.len(),
+                ids.len(),
+                scores.len()
+            )));
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        if self.state.done {
+            return Err(Error::InvalidTell("the search is finished; no candidate is pending".into()));
+        }
+        let base = self.state.batch.ids[0];
+        let len = self.state.batch.len();
+        let mut fresh = vec![false; len];
+        let mut positions = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let pos = id.checked_sub(base).map(|p| p as usize).filter(|&p| p < len).ok_or_else(|| {
+                Error::InvalidTell(format!(
+                    "candidate {id} is not in the current generation {} (ids {base}..={})",
+                    self.state.generation,
+                    base + len as u64 - 1
+                ))
+            })?;
+            if pos >= self.state.n_asked {
+                return Err(Error::InvalidTell(format!("candidate {id} was not asked yet")));
+            }
+            if self.state.told[pos] || fresh[pos] {
+                return Err(Error::InvalidTell(format!("candidate {id} was already told")));
+            }
+            fresh[pos] = true;
+            positions.push(pos);
+        }
+        let dirs = self.state.config.directions.clone();
+        for (row, &pos) in positions.iter().enumerate() {
+            let s = &scores[row * m..(row + 1) * m];
+            let valid = s.iter().all(|v| v.is_finite());
+            let b = &mut self.state.batch;
+            b.valid[pos] = valid;
+            for j in 0..m {
+                b.f[pos * m + j] = if dirs[j] == Direction::Max { -s[j] } else { s[j] };
+            }
+            self.state.told[pos] = true;
+        }
+        self.state.n_told += positions.len();
+        if self.state.n_told == len {
+            self.advance();
+        }
+        Ok(())
+    }
+
+    // ----- generations -----------------------------------------------------------------------
+
+    fn advance(&mut self) {
+        let (n, m) = (self.num_params(), self.num_objectives());
+        let cfg = self.state.config.clone();
+        let mut merged = std::mem::take(&mut self.state.population);
+        let batch = std::mem::take(&mut self.state.batch);
+        self.state.evaluations += batch.len() as u64;
+        merged.extend(&batch);
+        let survivors = match cfg.algorithm {
+            Algorithm::Ga => select_ga(&merged.f, &merged.valid, &merged.ids, cfg.pool_size),
+            Algorithm::Nsga2 => select_nsga2(&merged.f, m, &merged.valid, &merged.ids, cfg.pool_size),
+            Algorithm::Nsga3 => select_nsga3(
+                &merged.f,
+                m,
+                &merged.valid,
+                &merged.ids,
+                cfg.pool_size,
+                self.refs.as_ref().expect("nsga3 reference set"),
+                &mut self.state.nsga3,
+                &mut self.state.rng,
+            ),
+        };
+        self.state.population = merged.subset(&survivors, n, m);
+        self.state.generation += 1;
+        self.state.told.clear();
+        self.state.n_told = 0;
+        self.state.n_asked = 0;
+        if self.state.exhausted || self.state.generation >= cfg.generations {
+            self.state.done = true;
+        } else {
+            self.breed();
+        }
+    }
+
+    fn push_candidate(&mut self, x: &[f64], on: &[bool]) {
+        let m = self.num_objectives();
+        let id = self.state.next_id;
+        self.state.next_id += 1;
+        self.state.batch.push(id, x, on, m);
+        self.state.told.push(false);
+    }
+
+    fn finish_batch(&mut self) {
+        if self.state.batch.len() < self.state.config.pool_size {
+            self.state.exhausted = true;
+        }
+        if self.state.batch.len() == 0 {
+            self.state.done = true;
+        }
+    }
+
+    fn fill_initial(&mut self) {
+        let n = self.num_params();
+        let (mut x, mut on) = (vec![0.0; n], vec![true; n]);
+        while self.state.batch.len() < self.state.config.pool_size {
+            if !self.fresh_random(&mut x, &mut on) {
+                break;
+            }
+            self.push_candidate(&x, &on);
+        }
+        self.finish_batch();
+    }
+
+    fn breed(&mut self) {
+        let n = self.num_params();
+        let cfg = &self.state.config;
+        let variation = Variation {
+            crossover_prob: cfg.crossover_prob,
+            crossover_eta: cfg.crossover_eta,
+            mutate_rate: cfg.mutate_rate,
+            mutation_eta: cfg.mutation_eta,
+        };
+        let target = cfg.pool_size;
+        let mating = cfg.cull_size.min(self.state.population.len()).max(1);
+        let (mut x1, mut on1, mut x2, mut on2) = (vec![0.0; n], vec![true; n], vec![0.0; n], vec![true; n]);
+        'outer: while self.state.batch.len() < target {
+            let a = self.tournament(mating);
+            let mut b = self.tournament(mating);
+            if mating > 1 {
+                while b == a {
+                    b = self.tournament(mating);
+                }
+            }
+            let pop = &self.state.population;
+            x1.copy_from_slice(&pop.x[a * n..(a + 1) * n]);
+            on1.copy_from_slice(&pop.on[a * n..(a + 1) * n]);
+            x2.copy_from_slice(&pop.x[b * n..(b + 1) * n]);
+            on2.copy_from_slice(&pop.on[b * n..(b + 1) * n]);
+            let rng = &mut self.state.rng;
+            crossover(&self.genes, &variation, (&mut x1, &mut on1), (&mut x2, &mut on2), rng);
+            mutate(&self.genes, &variation, &mut x1, &mut on1, rng);
+            mutate(&self.genes, &variation, &mut x2, &mut on2, rng);
+            for child in 0..2 {
+                if self.state.batch.len() >= target {
+                    break;
+                }
+                let (x, on) = if child == 0 { (&mut x1, &mut on1) } else { (&mut x2, &mut on2) };
+                if !self.make_unique(x, on, variation.mutation_eta) {
+                    break 'outer;
+                }
+                self.push_candidate(x, on);
+            }
+        }
+        self.finish_batch();
+    }
+
+    /// Binary tournament over the first `k` survivors (preference order: lower index wins).
+    fn tournament(&mut self, k: usize) -> usize {
+        let i = self.state.rng.random_range(0..k);
+        let j = self.state.rng.random_range(0..k);
+        i.min(j)
+    }
+
+    // ----- uniqueness ------------------------------------------------------------------------
+
+    /// 128-bit hash of what the objective would see: absent keys and present values.
+    fn key(&mut self, x: &[f64], on: &[bool]) -> u128 {
+        self.key_buf.clear();
+        for (i, g) in self.genes.iter().enumerate() {
+            if !on[i] {
+                self.key_buf.push(0);
+            } else if g.kind == GeneKind::Fixed {
+                self.key_buf.push(1);
+            } else {
+                self.key_buf.push(2);
+                // +0.0 folds -0.0 into 0.0.
+                self.key_buf.extend_from_slice(&(x[i] + 0.0).to_bits().to_le_bytes());
+            }
+        }
+        xxhash_rust::xxh3::xxh3_128(&self.key_buf)
+    }
+
+    /// Records the genome as proposed if it is new.
+    fn claim(&mut self, x: &[f64], on: &[bool]) -> bool {
+        let k = self.key(x, on);
+        self.state.seen.insert(k)
+    }
+
+    /// Makes a bred child unique: small forced mutations, then random draws, then enumeration.
+    fn make_unique(&mut self, x: &mut [f64], on: &mut [bool], eta: f64) -> bool {
+        if self.claim(x, on) {
+            return true;
+        }
+        for _ in 0..REPAIR_TRIES {
+            mutate_one(&self.genes, &self.mutable, eta, x, on, &mut self.state.rng);
+            if self.claim(x, on) {
+                return true;
+            }
+        }
+        self.fresh_random(x, on)
+    }
+
+    /// Fills the genome with a random unseen candidate; false if the space is exhausted.
+    fn fresh_random(&mut self, x: &mut [f64], on: &mut [bool]) -> bool {
+        let share = if self.state.generation == 0 { self.state.config.init_seed_share } else { 0.0 };
+        for _ in 0..RANDOM_TRIES {
+            sample_genome(&self.genes, share, x, on, &mut self.state.rng);
+            if self.claim(x, on) {
+                return true;
+            }
+        }
+        self.probe(x, on)
+    }
+
+    /// Enumerates a finite space from a random start for an unseen candidate.
+    fn probe(&mut self, x: &mut [f64], on: &mut [bool]) -> bool {
+        let Some(size) = self.space.size().filter(|&s| s <= PROBE_LIMIT) else {
+            return false;
+        };
+        let start = self.state.rng.random_range(0..size);
+        let radices: Vec<(u128, bool)> = self
+            .space
+            .params
+            .iter()
+            .map(|p| (p.levels().unwrap_or(1) as u128, p.knockout.is_some()))
+            .collect();
+        for k in 0..size {
+            let mut idx = (start + k) % size;
+            for (i, &(levels, ko)) in radices.iter().enumerate() {
+                let radix = levels + u128::from(ko);
+                let digit = idx % radix;
+                idx /= radix;
+                on[i] = digit < levels;
+                x[i] = if on[i] && self.genes[i].kind != GeneKind::Fixed { digit as f64 } else { 0.0 };
+            }
+            if self.claim(x, on) {
+                return true;
+            }
+        }
+        false
+    }
+
+    // ----- persistence -----------------------------------------------------------------------
+
+    /// Serializes the whole engine, RNG included.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = STATE_MAGIC.to_vec();
+        out.extend(postcard::to_stdvec(&self.state).expect("engine state serializes"));
+        out
+    }
+
+    /// Restores an engine saved by [`Engine::to_bytes`]; it continues the identical stream.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Engine> {
+        let body = bytes
+            .strip_prefix(STATE_MAGIC.as_slice())
+            .ok_or_else(|| Error::InvalidState("not a genetune engine state (bad header or version)".into()))?;
+        let state: State = postcard::from_bytes(body).map_err(|e| Error::InvalidState(format!("corrupt engine state: {e}")))?;
+        let space = Space::from_json(&state.space_json)?;
+        state.config.validate()?;
+        let n = space.params.len();
+        let m = state.config.num_objectives();
+        let consistent = |p: &Pop| p.x.len() == p.len() * n && p.on.len() == p.len() * n && p.f.len() == p.len() * m && p.valid.len() == p.len();
+        if !consistent(&state.population) || !consistent(&state.batch) || state.told.len() != state.batch.len() || state.n_asked > state.batch.len() {
+            return Err(Error::InvalidState("corrupt engine state: inconsistent arrays".into()));
+        }
+        Ok(Engine::assemble(state, space))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Algorithm, Direction};
+
+    fn config(algorithm: Algorithm, m: usize, pool: usize, gens: u32) -> EngineConfig {
+        EngineConfig {
+            generations: gens,
+            pool_size: pool,
+            cull_size: (pool * 3 / 4).max(2),
+            mutate_rate: 0.25,
+            directions: vec![Direction::Min; m],
+            algorithm,
+            init_seed_share: 0.9,
+            objective_weights: None,
+            crossover_prob: 0.9,
+            crossover_eta: 15.0,
+            mutation_eta: 20.0,
+        }
+    }
+
+    fn real_space(n: usize) -> String {
+        let items: Vec<String> = (0..n)
+            .map(|i| format!(r#"["x{i}",{{"param":{{"type":"range","start":0.0,"end":1.0,"step":null}},"path":"['x{i}']"}}]"#))
+            .collect();
+        format!(r#"{{"dict":[{}]}}"#, items.join(","))
+    }
+
+    const SMALL: &str = r#"{"dict":[["a",{"param":{"type":"range","start":0,"end":3,"step":1},"path":"['a']"}],
+        ["b",{"param":{"type":"choice","values":["x","y"],"knockout_prob":0.5},"path":"['b']"}]]}"#;
+
+    fn zdt1(x: &[f64]) -> [f64; 2] {
+        let n = x.len() as f64;
+        let g = 1.0 + 9.0 * x[1..].iter().sum::<f64>() / (n - 1.0);
+        [x[0], g * (1.0 - (x[0] / g).sqrt())]
+    }
+
+    fn run(engine: &mut Engine, f: impl Fn(&[f64]) -> Vec<f64>) {
+        let n = engine.num_params();
+        while !engine.done() {
+            let r = engine.ask(None);
+            let mut cols = vec![0.0; r.len() * n];
+            let ids = engine.fill_columns(r, &mut cols);
+            let scores: Vec<f64> = cols.chunks(n).flat_map(&f).collect();
+            engine.tell(&ids, &scores).unwrap();
+        }
+    }
+
+    #[test]
+    fn same_seed_same_stream_and_order_does_not_matter() {
+        let mk = || Engine::new(&real_space(5), config(Algorithm::Nsga2, 2, 20, 5), Some(42), String::new()).unwrap();
+        let (mut a, mut b) = (mk(), mk());
+        while !a.done() {
+            let ra = a.ask(None);
+            let rb = b.ask(None);
+            let mut ca = vec![0.0; ra.len() * 5];
+            let mut cb = vec![0.0; rb.len() * 5];
+            let ia = a.fill_columns(ra, &mut ca);
+            let ib = b.fill_columns(rb, &mut cb);
+            assert_eq!((&ia, &ca), (&ib, &cb));
+            let sa: Vec<f64> = ca.chunks(5).flat_map(zdt1).collect();
+            a.tell(&ia, &sa).unwrap();
+            // b gets the same scores reversed, in two calls.
+            let half = ib.len() / 2;
+            let rev: Vec<usize> = (0..ib.len()).rev().collect();
+            for part in [&rev[..half], &rev[half..]] {
+                let ids: Vec<u64> = part.iter().map(|&i| ib[i]).collect();
+                let sc: Vec<f64> = part.iter().flat_map(|&i| sa[i * 2..i * 2 + 2].to_vec()).collect();
+                b.tell(&ids, &sc).unwrap();
+            }
+        }
+        assert!(b.done());
+        assert_eq!(a.population(), b.population());
+    }
+
+    #[test]
+    fn round_trip_continues_identically() {
+        let mut a = Engine::new(&real_space(4), config(Algorithm::Nsga3, 2, 12, 6), Some(7), "meta".into()).unwrap();
+        let step = |e: &mut Engine| {
+            let r = e.ask(None);
+            let mut c = vec![0.0; r.len() * 4];
+            let ids = e.fill_columns(r, &mut c);
+            let s: Vec<f64> = c.chunks(4).flat_map(zdt1).collect();
+            e.tell(&ids, &s).unwrap();
+            (ids, c)
+        };
+        step(&mut a);
+        let mut b = Engine::from_bytes(&a.to_bytes()).unwrap();
+        assert_eq!(b.meta(), "meta");
+        assert_eq!(b.to_bytes(), a.to_bytes());
+        while !a.done() {
+            assert_eq!(step(&mut a), step(&mut b));
+        }
+        assert!(b.done());
+    }
+
+    #[test]
+    fn never_repeats_and_reports_exhaustion() {
+        // 4 values x (2 choices + absent) = 12 distinct candidates.
+        let mut e = Engine::new(SMALL, config(Algorithm::Ga, 1, 8, 10), Some(1), String::new()).unwrap();
+        let mut seen = HashSet::new();
+        let mut total = 0;
+        while !e.done() {
+            let r = e.ask(None);
+            let mut c = vec![0.0; r.len() * 2];
+            let ids = e.fill_columns(r, &mut c);
+            for row in c.chunks(2) {
+                assert!(seen.insert(format!("{row:?}")), "repeated {row:?}");
+            }
+            total += ids.len();
+            let s: Vec<f64> = c.chunks(2).map(|r| r[0]).collect();
+            e.tell(&ids, &s).unwrap();
+        }
+        assert_eq!(total, 12);
+        assert!(e.exhausted());
+    }
+
+    #[test]
+    fn tell_validates_before_changing_anything() {
+        let mut e = Engine::new(SMALL, config(Algorithm::Ga, 1, 6, 3), Some(1), String::new()).unwrap();
+        let r = e.ask(Some(2));
+        assert_eq!(r, 0..2);
+        assert!(e.tell(&[0, 1], &[1.0]).is_err());
+        assert!(e.tell(&[0, 5], &[1.0, 2.0]).unwrap_err().to_string().contains("not asked"));
+        assert!(e.tell(&[0, 0], &[1.0, 2.0]).unwrap_err().to_string().contains("already told"));
+        assert!(e.tell(&[99], &[1.0]).unwrap_err().to_string().contains("not in the current generation"));
+        e.tell(&[1], &[f64::NAN]).unwrap();
+        assert_eq!(e.pending(), vec![0]);
+        assert!(e.tell(&[1], &[1.0]).unwrap_err().to_string().contains("already told"));
+    }
+
+    #[test]
+    fn ga_converges_on_sphere() {
+        let mut e = Engine::new(&real_space(5), config(Algorithm::Ga, 1, 40, 60), Some(3), String::new()).unwrap();
+        run(&mut e, |x| vec![x.iter().map(|v| (v - 0.3) * (v - 0.3)).sum()]);
+        let (_, _, f) = e.population();
+        assert!(f[0] < 1e-3, "best {}", f[0]);
+    }
+
+    #[test]
+    fn invalid_candidates_lose() {
+        let mut e = Engine::new(&real_space(3), config(Algorithm::Nsga2, 2, 20, 8), Some(5), String::new()).unwrap();
+        run(&mut e, |x| if x[0] > 0.5 { vec![f64::NAN, 0.0] } else { zdt1(x).to_vec() });
+        let (_, cols, f) = e.population();
+        for (row, s) in cols.chunks(3).zip(f.chunks(2)) {
+            assert!(row[0] <= 0.5 && s[0].is_finite());
+        }
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error() {
+        let e = Engine::new(SMALL, config(Algorithm::Ga, 1, 6, 3), Some(1), String::new()).unwrap();
+        let bytes = e.to_bytes();
+        assert!(Engine::from_bytes(&bytes[..bytes.len() / 2]).is_err());
+        assert!(Engine::from_bytes(b"nonsense").is_err());
+    }
+}
