@@ -26,7 +26,7 @@ install: $(STAMP) ## create .venv, install dependencies, build the Rust extensio
 build: ## rebuild the Rust extension (release) into .venv
 	source $(VENV)/bin/activate && maturin develop --release -q
 
-test: install test-rust test-python ## install what is needed, then run every test (cargo test + pytest)
+test: install test-rust test-python lint ## install what is needed, then run every test (cargo test, pytest, mypy, fmt, clippy)
 
 test-rust: ## the pure core crate's unit and property tests
 	cargo test --release -p genetune-core
@@ -34,6 +34,7 @@ test-rust: ## the pure core crate's unit and property tests
 test-python: install ## pytest (slow tests included) and the typed-surface check
 	$(PY) -m pytest -q
 	$(PY) -m mypy --no-incremental python/genetune
+	$(PY) -m mypy.stubtest genetune._core
 
 bench: bench-overhead bench-quality ## both engine benchmarks, peers side by side (installs the peers)
 
@@ -47,7 +48,7 @@ bench-overhead: $(VENV)/.bench-installed ## ask+tell overhead per candidate vs p
 bench-quality: $(VENV)/.bench-installed ## hypervolume/IGD and best values at equal evaluations vs pymoo
 	$(PY) benches/bench_quality.py
 
-lint: install ## rustfmt, clippy
+lint: ## rustfmt, clippy
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 

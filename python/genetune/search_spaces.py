@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, TypeAdapter
@@ -95,10 +95,14 @@ def _number(value: Any, what: str) -> int | float | None:
     value = _plain(value, what)
     if isinstance(value, bool | str):
         raise SearchSpaceError(f"{what} must be a number, got {type(value).__name__} {value!r}")
-    return value
+    number: int | float = value
+    return number
 
 
-def _checked(param: _Param) -> Any:
+_P = TypeVar("_P", bound="_Param")
+
+
+def _checked(param: _P) -> _P:
     _core.validate_parameter(json.dumps(param.spec()))
     return param
 

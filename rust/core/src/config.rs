@@ -43,7 +43,8 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// Parses the JSON the Python layer sends.
     pub fn from_json(json: &str) -> Result<EngineConfig> {
-        serde_json::from_str(json).map_err(|e| Error::InvalidConfig(format!("malformed engine config: {e}")))
+        serde_json::from_str(json)
+            .map_err(|e| Error::InvalidConfig(format!("malformed engine config: {e}")))
     }
 
     pub fn num_objectives(&self) -> usize {
@@ -62,27 +63,44 @@ impl EngineConfig {
             return bad("generations must be at least 1".into());
         }
         if self.pool_size < 2 {
-            return bad(format!("pool_size must be at least 2, got {}", self.pool_size));
+            return bad(format!(
+                "pool_size must be at least 2, got {}",
+                self.pool_size
+            ));
         }
         if self.cull_size < 2 || self.cull_size > self.pool_size {
-            return bad(format!("cull_size must be within 2..=pool_size ({}), got {}", self.pool_size, self.cull_size));
+            return bad(format!(
+                "cull_size must be within 2..=pool_size ({}), got {}",
+                self.pool_size, self.cull_size
+            ));
         }
-        for (name, v) in [("mutate_rate", self.mutate_rate), ("crossover_prob", self.crossover_prob), ("init_with_true_random_threshold", self.init_seed_share)] {
+        for (name, v) in [
+            ("mutate_rate", self.mutate_rate),
+            ("crossover_prob", self.crossover_prob),
+            ("init_with_true_random_threshold", self.init_seed_share),
+        ] {
             if !(0.0..=1.0).contains(&v) {
                 return bad(format!("{name} must be within [0, 1], got {v}"));
             }
         }
-        for (name, v) in [("crossover_eta", self.crossover_eta), ("mutation_eta", self.mutation_eta)] {
+        for (name, v) in [
+            ("crossover_eta", self.crossover_eta),
+            ("mutation_eta", self.mutation_eta),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(format!("{name} must be a finite number >= 0, got {v}"));
             }
         }
         if self.algorithm == Algorithm::Ga && m != 1 {
-            return bad(format!("engine 'ga' optimizes one objective; use 'nsga2' or 'nsga3' for {m}"));
+            return bad(format!(
+                "engine 'ga' optimizes one objective; use 'nsga2' or 'nsga3' for {m}"
+            ));
         }
         if let Some(w) = &self.objective_weights {
             if w.len() != m || w.iter().any(|x| !(x.is_finite() && *x >= 0.0)) {
-                return bad(format!("objective_weights must be {m} finite non-negative numbers"));
+                return bad(format!(
+                    "objective_weights must be {m} finite non-negative numbers"
+                ));
             }
         }
         Ok(())

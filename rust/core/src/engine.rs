@@ -66,24 +66,22 @@ impl Pop {
         self.valid.push(false);
     }
 
-    fn extend(&mut self, other: &Pop) {
-        self.ids.extend_from_slice(&other.ids);
-        self.x.extend_from_slice(&other.x);
-        self.on.extend_from_slice(&other.on);
-        self.f.extend_from_slice(&other.f);
-        self.valid.extend_from_slice(&other.valid);
+    /// Empties the arrays, keeping their allocations.
+    fn clear(&mut self) {
+        self.ids.clear();
+        self.x.clear();
+        self.on.clear();
+        self.f.clear();
+        self.valid.clear();
     }
 
-    fn subset(&self, idx: &[usize], n: usize, m: usize) -> Pop {
-        let mut out = Pop::default();
-        for &i in idx {
-            out.ids.push(self.ids[i]);
-            out.x.extend_from_slice(&self.x[i * n..(i + 1) * n]);
-            out.on.extend_from_slice(&self.on[i * n..(i + 1) * n]);
-            out.f.extend_from_slice(&self.f[i * m..(i + 1) * m]);
-            out.valid.push(self.valid[i]);
-        }
-        out
+    /// Appends individual `i` of `src`.
+    fn push_from(&mut self, src: &Pop, i: usize, n: usize, m: usize) {
+        self.ids.push(src.ids[i]);
+        self.x.extend_from_slice(&src.x[i * n..(i + 1) * n]);
+        self.on.extend_from_slice(&src.on[i * n..(i + 1) * n]);
+        self.f.extend_from_slice(&src.f[i * m..(i + 1) * m]);
+        self.valid.push(src.valid[i]);
     }
 }
 
@@ -120,12 +118,19 @@ pub struct Engine {
     mutable: Vec<usize>,
     refs: Option<ReferenceSet>,
     key_buf: Vec<u8>,
+    /// The previous population's allocation, reused for the next one (no 10⁶-gene reallocations).
+    spare: Pop,
 }
 
 impl Engine {
     /// Builds an engine and its first generation. Without a seed one is drawn from the OS and
     /// reported by [`Engine::seed`], so the run can be replayed.
-    pub fn new(space_json: &str, config: EngineConfig, seed: Option<u64>, meta: String) -> Result<Engine> {
+    pub fn new(
+        space_json: &str,
+        config: EngineConfig,
+        seed: Option<u64>,
+        meta: String,
+    ) -> Result<Engine> {
         let space = Space::from_json(space_json)?;
         config.validate()?;
         let seed = seed.unwrap_or_else(|| rand::rng().random());
@@ -155,13 +160,27 @@ impl Engine {
 
     fn assemble(state: State, space: Space) -> Engine {
         let genes: Vec<Gene> = space.params.iter().map(Gene::from_param).collect();
-        let mutable = (0..genes.len()).filter(|&i| genes[i].is_mutable()).collect();
+        let mutable = (0..genes.len())
+            .filter(|&i| genes[i].is_mutable())
+            .collect();
         let m = state.config.num_objectives();
         let refs = (state.config.algorithm == Algorithm::Nsga3).then(|| {
-            let dirs = reference_directions(m, state.config.pool_size, state.config.objective_weights.as_deref());
+            let dirs = reference_directions(
+                m,
+                state.config.pool_size,
+                state.config.objective_weights.as_deref(),
+            );
             ReferenceSet::new(&dirs, m)
         });
-        Engine { state, space, genes, mutable, refs, key_buf: Vec::new() }
+        Engine {
+            state,
+            space,
+            genes,
+            mutable,
+            refs,
+            key_buf: Vec::new(),
+            spare: Pop::default(),
+        }
     }
 
     // ----- accessors -------------------------------------------------------------------------
@@ -227,14 +246,20 @@ impl Engine {
 
     /// Batch positions asked but not yet told.
     pub fn pending(&self) -> Vec<usize> {
-        (0..self.state.n_asked).filter(|&i| !self.state.told[i]).collect()
+        (0..self.state.n_asked)
+            .filter(|&i| !self.state.told[i])
+            .collect()
     }
 
     /// The id and genome of batch position `i`.
     pub fn candidate(&self, i: usize) -> (u64, &[f64], &[bool]) {
         let n = self.num_params();
         let b = &self.state.batch;
-        (b.ids[i], &b.x[i * n..(i + 1) * n], &b.on[i * n..(i + 1) * n])
+        (
+            b.ids[i],
+            &b.x[i * n..(i + 1) * n],
+            &b.on[i * n..(i + 1) * n],
+        )
     }
 
     /// Writes the numeric columns (see [`crate::space::Param::column_value`]; NaN when knocked
@@ -252,7 +277,11 @@ impl Engine {
 
     fn columns_of(&self, x: &[f64], on: &[bool], out: &mut [f64]) {
         for (j, p) in self.space.params.iter().enumerate() {
-            out[j] = if on[j] { p.column_value(x[j]) } else { f64::NAN };
+            out[j] = if on[j] {
+                p.column_value(x[j])
+            } else {
+                f64::NAN
+            };
         }
     }
 
@@ -263,7 +292,11 @@ impl Engine {
         let p = &self.state.population;
         let mut cols = vec![0.0; p.len() * n];
         for i in 0..p.len() {
-            self.columns_of(&p.x[i * n..(i + 1) * n], &p.on[i * n..(i + 1) * n], &mut cols[i * n..(i + 1) * n]);
+            self.columns_of(
+                &p.x[i * n..(i + 1) * n],
+                &p.on[i * n..(i + 1) * n],
+                &mut cols[i * n..(i + 1) * n],
+            );
         }
         let dirs = &self.state.config.directions;
         let scores = (0..p.len() * m)
@@ -299,25 +332,35 @@ impl Engine {
             return Ok(());
         }
         if self.state.done {
-            return Err(Error::InvalidTell("the search is finished; no candidate is pending".into()));
+            return Err(Error::InvalidTell(
+                "the search is finished; no candidate is pending".into(),
+            ));
         }
         let base = self.state.batch.ids[0];
         let len = self.state.batch.len();
         let mut fresh = vec![false; len];
         let mut positions = Vec::with_capacity(ids.len());
         for &id in ids {
-            let pos = id.checked_sub(base).map(|p| p as usize).filter(|&p| p < len).ok_or_else(|| {
-                Error::InvalidTell(format!(
-                    "candidate {id} is not in the current generation {} (ids {base}..={})",
-                    self.state.generation,
-                    base + len as u64 - 1
-                ))
-            })?;
+            let pos = id
+                .checked_sub(base)
+                .map(|p| p as usize)
+                .filter(|&p| p < len)
+                .ok_or_else(|| {
+                    Error::InvalidTell(format!(
+                        "candidate {id} is not in the current generation {} (ids {base}..={})",
+                        self.state.generation,
+                        base + len as u64 - 1
+                    ))
+                })?;
             if pos >= self.state.n_asked {
-                return Err(Error::InvalidTell(format!("candidate {id} was not asked yet")));
+                return Err(Error::InvalidTell(format!(
+                    "candidate {id} was not asked yet"
+                )));
             }
             if self.state.told[pos] || fresh[pos] {
-                return Err(Error::InvalidTell(format!("candidate {id} was already told")));
+                return Err(Error::InvalidTell(format!(
+                    "candidate {id} was already told"
+                )));
             }
             fresh[pos] = true;
             positions.push(pos);
@@ -329,7 +372,11 @@ impl Engine {
             let b = &mut self.state.batch;
             b.valid[pos] = valid;
             for j in 0..m {
-                b.f[pos * m + j] = if dirs[j] == Direction::Max { -s[j] } else { s[j] };
+                b.f[pos * m + j] = if dirs[j] == Direction::Max {
+                    -s[j]
+                } else {
+                    s[j]
+                };
             }
             self.state.told[pos] = true;
         }
@@ -345,25 +392,38 @@ impl Engine {
     fn advance(&mut self) {
         let (n, m) = (self.num_params(), self.num_objectives());
         let cfg = self.state.config.clone();
-        let mut merged = std::mem::take(&mut self.state.population);
-        let batch = std::mem::take(&mut self.state.batch);
+        let (pop, batch) = (&self.state.population, &self.state.batch);
+        let n_pop = pop.len();
         self.state.evaluations += batch.len() as u64;
-        merged.extend(&batch);
+        // Selection sees parents then offspring; only the small arrays are merged.
+        let f = [pop.f.as_slice(), batch.f.as_slice()].concat();
+        let valid = [pop.valid.as_slice(), batch.valid.as_slice()].concat();
+        let ids = [pop.ids.as_slice(), batch.ids.as_slice()].concat();
         let survivors = match cfg.algorithm {
-            Algorithm::Ga => select_ga(&merged.f, &merged.valid, &merged.ids, cfg.pool_size),
-            Algorithm::Nsga2 => select_nsga2(&merged.f, m, &merged.valid, &merged.ids, cfg.pool_size),
+            Algorithm::Ga => select_ga(&f, &valid, &ids, cfg.pool_size),
+            Algorithm::Nsga2 => select_nsga2(&f, m, &valid, &ids, cfg.pool_size),
             Algorithm::Nsga3 => select_nsga3(
-                &merged.f,
+                &f,
                 m,
-                &merged.valid,
-                &merged.ids,
+                &valid,
+                &ids,
                 cfg.pool_size,
                 self.refs.as_ref().expect("nsga3 reference set"),
                 &mut self.state.nsga3,
                 &mut self.state.rng,
             ),
         };
-        self.state.population = merged.subset(&survivors, n, m);
+        let mut next = std::mem::take(&mut self.spare);
+        next.clear();
+        for &i in &survivors {
+            if i < n_pop {
+                next.push_from(pop, i, n, m);
+            } else {
+                next.push_from(batch, i - n_pop, n, m);
+            }
+        }
+        self.spare = std::mem::replace(&mut self.state.population, next);
+        self.state.batch.clear();
         self.state.generation += 1;
         self.state.told.clear();
         self.state.n_told = 0;
@@ -415,7 +475,8 @@ impl Engine {
         };
         let target = cfg.pool_size;
         let mating = cfg.cull_size.min(self.state.population.len()).max(1);
-        let (mut x1, mut on1, mut x2, mut on2) = (vec![0.0; n], vec![true; n], vec![0.0; n], vec![true; n]);
+        let (mut x1, mut on1, mut x2, mut on2) =
+            (vec![0.0; n], vec![true; n], vec![0.0; n], vec![true; n]);
         'outer: while self.state.batch.len() < target {
             let a = self.tournament(mating);
             let mut b = self.tournament(mating);
@@ -430,14 +491,24 @@ impl Engine {
             x2.copy_from_slice(&pop.x[b * n..(b + 1) * n]);
             on2.copy_from_slice(&pop.on[b * n..(b + 1) * n]);
             let rng = &mut self.state.rng;
-            crossover(&self.genes, &variation, (&mut x1, &mut on1), (&mut x2, &mut on2), rng);
+            crossover(
+                &self.genes,
+                &variation,
+                (&mut x1, &mut on1),
+                (&mut x2, &mut on2),
+                rng,
+            );
             mutate(&self.genes, &variation, &mut x1, &mut on1, rng);
             mutate(&self.genes, &variation, &mut x2, &mut on2, rng);
             for child in 0..2 {
                 if self.state.batch.len() >= target {
                     break;
                 }
-                let (x, on) = if child == 0 { (&mut x1, &mut on1) } else { (&mut x2, &mut on2) };
+                let (x, on) = if child == 0 {
+                    (&mut x1, &mut on1)
+                } else {
+                    (&mut x2, &mut on2)
+                };
                 if !self.make_unique(x, on, variation.mutation_eta) {
                     break 'outer;
                 }
@@ -467,7 +538,8 @@ impl Engine {
             } else {
                 self.key_buf.push(2);
                 // +0.0 folds -0.0 into 0.0.
-                self.key_buf.extend_from_slice(&(x[i] + 0.0).to_bits().to_le_bytes());
+                self.key_buf
+                    .extend_from_slice(&(x[i] + 0.0).to_bits().to_le_bytes());
             }
         }
         xxhash_rust::xxh3::xxh3_128(&self.key_buf)
@@ -495,7 +567,11 @@ impl Engine {
 
     /// Fills the genome with a random unseen candidate; false if the space is exhausted.
     fn fresh_random(&mut self, x: &mut [f64], on: &mut [bool]) -> bool {
-        let share = if self.state.generation == 0 { self.state.config.init_seed_share } else { 0.0 };
+        let share = if self.state.generation == 0 {
+            self.state.config.init_seed_share
+        } else {
+            0.0
+        };
         for _ in 0..RANDOM_TRIES {
             sample_genome(&self.genes, share, x, on, &mut self.state.rng);
             if self.claim(x, on) {
@@ -524,7 +600,11 @@ impl Engine {
                 let digit = idx % radix;
                 idx /= radix;
                 on[i] = digit < levels;
-                x[i] = if on[i] && self.genes[i].kind != GeneKind::Fixed { digit as f64 } else { 0.0 };
+                x[i] = if on[i] && self.genes[i].kind != GeneKind::Fixed {
+                    digit as f64
+                } else {
+                    0.0
+                };
             }
             if self.claim(x, on) {
                 return true;
@@ -544,17 +624,29 @@ impl Engine {
 
     /// Restores an engine saved by [`Engine::to_bytes`]; it continues the identical stream.
     pub fn from_bytes(bytes: &[u8]) -> Result<Engine> {
-        let body = bytes
-            .strip_prefix(STATE_MAGIC.as_slice())
-            .ok_or_else(|| Error::InvalidState("not a genetune engine state (bad header or version)".into()))?;
-        let state: State = postcard::from_bytes(body).map_err(|e| Error::InvalidState(format!("corrupt engine state: {e}")))?;
+        let body = bytes.strip_prefix(STATE_MAGIC.as_slice()).ok_or_else(|| {
+            Error::InvalidState("not a genetune engine state (bad header or version)".into())
+        })?;
+        let state: State = postcard::from_bytes(body)
+            .map_err(|e| Error::InvalidState(format!("corrupt engine state: {e}")))?;
         let space = Space::from_json(&state.space_json)?;
         state.config.validate()?;
         let n = space.params.len();
         let m = state.config.num_objectives();
-        let consistent = |p: &Pop| p.x.len() == p.len() * n && p.on.len() == p.len() * n && p.f.len() == p.len() * m && p.valid.len() == p.len();
-        if !consistent(&state.population) || !consistent(&state.batch) || state.told.len() != state.batch.len() || state.n_asked > state.batch.len() {
-            return Err(Error::InvalidState("corrupt engine state: inconsistent arrays".into()));
+        let consistent = |p: &Pop| {
+            p.x.len() == p.len() * n
+                && p.on.len() == p.len() * n
+                && p.f.len() == p.len() * m
+                && p.valid.len() == p.len()
+        };
+        if !consistent(&state.population)
+            || !consistent(&state.batch)
+            || state.told.len() != state.batch.len()
+            || state.n_asked > state.batch.len()
+        {
+            return Err(Error::InvalidState(
+                "corrupt engine state: inconsistent arrays".into(),
+            ));
         }
         Ok(Engine::assemble(state, space))
     }
@@ -610,7 +702,15 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream_and_order_does_not_matter() {
-        let mk = || Engine::new(&real_space(5), config(Algorithm::Nsga2, 2, 20, 5), Some(42), String::new()).unwrap();
+        let mk = || {
+            Engine::new(
+                &real_space(5),
+                config(Algorithm::Nsga2, 2, 20, 5),
+                Some(42),
+                String::new(),
+            )
+            .unwrap()
+        };
         let (mut a, mut b) = (mk(), mk());
         while !a.done() {
             let ra = a.ask(None);
@@ -627,7 +727,10 @@ mod tests {
             let rev: Vec<usize> = (0..ib.len()).rev().collect();
             for part in [&rev[..half], &rev[half..]] {
                 let ids: Vec<u64> = part.iter().map(|&i| ib[i]).collect();
-                let sc: Vec<f64> = part.iter().flat_map(|&i| sa[i * 2..i * 2 + 2].to_vec()).collect();
+                let sc: Vec<f64> = part
+                    .iter()
+                    .flat_map(|&i| sa[i * 2..i * 2 + 2].to_vec())
+                    .collect();
                 b.tell(&ids, &sc).unwrap();
             }
         }
@@ -637,7 +740,13 @@ mod tests {
 
     #[test]
     fn round_trip_continues_identically() {
-        let mut a = Engine::new(&real_space(4), config(Algorithm::Nsga3, 2, 12, 6), Some(7), "meta".into()).unwrap();
+        let mut a = Engine::new(
+            &real_space(4),
+            config(Algorithm::Nsga3, 2, 12, 6),
+            Some(7),
+            "meta".into(),
+        )
+        .unwrap();
         let step = |e: &mut Engine| {
             let r = e.ask(None);
             let mut c = vec![0.0; r.len() * 4];
@@ -659,7 +768,13 @@ mod tests {
     #[test]
     fn never_repeats_and_reports_exhaustion() {
         // 4 values x (2 choices + absent) = 12 distinct candidates.
-        let mut e = Engine::new(SMALL, config(Algorithm::Ga, 1, 8, 10), Some(1), String::new()).unwrap();
+        let mut e = Engine::new(
+            SMALL,
+            config(Algorithm::Ga, 1, 8, 10),
+            Some(1),
+            String::new(),
+        )
+        .unwrap();
         let mut seen = HashSet::new();
         let mut total = 0;
         while !e.done() {
@@ -679,30 +794,72 @@ mod tests {
 
     #[test]
     fn tell_validates_before_changing_anything() {
-        let mut e = Engine::new(SMALL, config(Algorithm::Ga, 1, 6, 3), Some(1), String::new()).unwrap();
+        let mut e = Engine::new(
+            SMALL,
+            config(Algorithm::Ga, 1, 6, 3),
+            Some(1),
+            String::new(),
+        )
+        .unwrap();
         let r = e.ask(Some(2));
         assert_eq!(r, 0..2);
         assert!(e.tell(&[0, 1], &[1.0]).is_err());
-        assert!(e.tell(&[0, 5], &[1.0, 2.0]).unwrap_err().to_string().contains("not asked"));
-        assert!(e.tell(&[0, 0], &[1.0, 2.0]).unwrap_err().to_string().contains("already told"));
-        assert!(e.tell(&[99], &[1.0]).unwrap_err().to_string().contains("not in the current generation"));
+        assert!(e
+            .tell(&[0, 5], &[1.0, 2.0])
+            .unwrap_err()
+            .to_string()
+            .contains("not asked"));
+        assert!(e
+            .tell(&[0, 0], &[1.0, 2.0])
+            .unwrap_err()
+            .to_string()
+            .contains("already told"));
+        assert!(e
+            .tell(&[99], &[1.0])
+            .unwrap_err()
+            .to_string()
+            .contains("not in the current generation"));
         e.tell(&[1], &[f64::NAN]).unwrap();
         assert_eq!(e.pending(), vec![0]);
-        assert!(e.tell(&[1], &[1.0]).unwrap_err().to_string().contains("already told"));
+        assert!(e
+            .tell(&[1], &[1.0])
+            .unwrap_err()
+            .to_string()
+            .contains("already told"));
     }
 
     #[test]
     fn ga_converges_on_sphere() {
-        let mut e = Engine::new(&real_space(5), config(Algorithm::Ga, 1, 40, 60), Some(3), String::new()).unwrap();
-        run(&mut e, |x| vec![x.iter().map(|v| (v - 0.3) * (v - 0.3)).sum()]);
+        let mut e = Engine::new(
+            &real_space(5),
+            config(Algorithm::Ga, 1, 40, 60),
+            Some(3),
+            String::new(),
+        )
+        .unwrap();
+        run(&mut e, |x| {
+            vec![x.iter().map(|v| (v - 0.3) * (v - 0.3)).sum()]
+        });
         let (_, _, f) = e.population();
         assert!(f[0] < 1e-3, "best {}", f[0]);
     }
 
     #[test]
     fn invalid_candidates_lose() {
-        let mut e = Engine::new(&real_space(3), config(Algorithm::Nsga2, 2, 20, 8), Some(5), String::new()).unwrap();
-        run(&mut e, |x| if x[0] > 0.5 { vec![f64::NAN, 0.0] } else { zdt1(x).to_vec() });
+        let mut e = Engine::new(
+            &real_space(3),
+            config(Algorithm::Nsga2, 2, 20, 8),
+            Some(5),
+            String::new(),
+        )
+        .unwrap();
+        run(&mut e, |x| {
+            if x[0] > 0.5 {
+                vec![f64::NAN, 0.0]
+            } else {
+                zdt1(x).to_vec()
+            }
+        });
         let (_, cols, f) = e.population();
         for (row, s) in cols.chunks(3).zip(f.chunks(2)) {
             assert!(row[0] <= 0.5 && s[0].is_finite());
@@ -711,7 +868,13 @@ mod tests {
 
     #[test]
     fn corrupt_state_is_an_error() {
-        let e = Engine::new(SMALL, config(Algorithm::Ga, 1, 6, 3), Some(1), String::new()).unwrap();
+        let e = Engine::new(
+            SMALL,
+            config(Algorithm::Ga, 1, 6, 3),
+            Some(1),
+            String::new(),
+        )
+        .unwrap();
         let bytes = e.to_bytes();
         assert!(Engine::from_bytes(&bytes[..bytes.len() / 2]).is_err());
         assert!(Engine::from_bytes(b"nonsense").is_err());

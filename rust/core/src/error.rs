@@ -27,7 +27,10 @@ fn with_path(path: &str, message: &str) -> String {
 
 impl Error {
     pub(crate) fn space(path: &str, message: impl Into<String>) -> Self {
-        Error::InvalidSpace { path: path.to_owned(), message: message.into() }
+        Error::InvalidSpace {
+            path: path.to_owned(),
+            message: message.into(),
+        }
     }
 }
 

@@ -70,16 +70,31 @@ impl KdTree {
         let mut order: Vec<usize> = (0..n).collect();
         let mut axes = vec![0; n];
         Self::build(&points, m, &mut order, &mut axes, 0, n, 0);
-        KdTree { m, points, order, axes }
+        KdTree {
+            m,
+            points,
+            order,
+            axes,
+        }
     }
 
-    fn build(points: &[f64], m: usize, order: &mut [usize], axes: &mut [usize], lo: usize, hi: usize, depth: usize) {
+    fn build(
+        points: &[f64],
+        m: usize,
+        order: &mut [usize],
+        axes: &mut [usize],
+        lo: usize,
+        hi: usize,
+        depth: usize,
+    ) {
         if hi <= lo {
             return;
         }
         let axis = depth % m;
         let mid = (lo + hi) / 2;
-        order[lo..hi].select_nth_unstable_by(mid - lo, |&a, &b| points[a * m + axis].total_cmp(&points[b * m + axis]));
+        order[lo..hi].select_nth_unstable_by(mid - lo, |&a, &b| {
+            points[a * m + axis].total_cmp(&points[b * m + axis])
+        });
         axes[mid] = axis;
         Self::build(points, m, order, axes, lo, mid, depth + 1);
         Self::build(points, m, order, axes, mid + 1, hi, depth + 1);
@@ -105,7 +120,11 @@ impl KdTree {
         }
         let axis = self.axes[mid];
         let diff = q[axis] - p[axis];
-        let (near, far) = if diff < 0.0 { ((lo, mid), (mid + 1, hi)) } else { ((mid + 1, hi), (lo, mid)) };
+        let (near, far) = if diff < 0.0 {
+            ((lo, mid), (mid + 1, hi))
+        } else {
+            ((mid + 1, hi), (lo, mid))
+        };
         self.search(q, near.0, near.1, best);
         if diff * diff <= best.0 {
             self.search(q, far.0, far.1, best);
@@ -155,8 +174,16 @@ mod tests {
                 .collect();
             let brute = (0..unit.len() / 3)
                 .min_by(|&a, &b| {
-                    let da: f64 = unit[a * 3..a * 3 + 3].iter().zip(&q).map(|(x, y)| (x - y) * (x - y)).sum();
-                    let db: f64 = unit[b * 3..b * 3 + 3].iter().zip(&q).map(|(x, y)| (x - y) * (x - y)).sum();
+                    let da: f64 = unit[a * 3..a * 3 + 3]
+                        .iter()
+                        .zip(&q)
+                        .map(|(x, y)| (x - y) * (x - y))
+                        .sum();
+                    let db: f64 = unit[b * 3..b * 3 + 3]
+                        .iter()
+                        .zip(&q)
+                        .map(|(x, y)| (x - y) * (x - y))
+                        .sum();
                     da.total_cmp(&db).then(a.cmp(&b))
                 })
                 .unwrap();

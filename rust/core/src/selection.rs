@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 /// Valid points grouped in fronts (indices into the merged set), then the invalid ones by id.
 fn fronts_of(f: &[f64], m: usize, valid: &[bool], ids: &[u64]) -> (Vec<Vec<usize>>, Vec<usize>) {
     let valid_idx: Vec<usize> = (0..valid.len()).filter(|&i| valid[i]).collect();
-    let sub: Vec<f64> = valid_idx.iter().flat_map(|&i| f[i * m..(i + 1) * m].iter().copied()).collect();
+    let sub: Vec<f64> = valid_idx
+        .iter()
+        .flat_map(|&i| f[i * m..(i + 1) * m].iter().copied())
+        .collect();
     let ranks = non_dominated_ranks(&sub, m);
     let fronts = fronts_from_ranks(&ranks)
         .into_iter()
@@ -28,13 +31,24 @@ fn fronts_of(f: &[f64], m: usize, valid: &[bool], ids: &[u64]) -> (Vec<Vec<usize
 /// Elitist single-objective selection: valid first, then by score, then by id.
 pub fn select_ga(f: &[f64], valid: &[bool], ids: &[u64], n_survive: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..valid.len()).collect();
-    order.sort_by(|&a, &b| valid[b].cmp(&valid[a]).then(f[a].total_cmp(&f[b])).then(ids[a].cmp(&ids[b])));
+    order.sort_by(|&a, &b| {
+        valid[b]
+            .cmp(&valid[a])
+            .then(f[a].total_cmp(&f[b]))
+            .then(ids[a].cmp(&ids[b]))
+    });
     order.truncate(n_survive);
     order
 }
 
 /// NSGA-II: fronts, then crowding distance within the split front.
-pub fn select_nsga2(f: &[f64], m: usize, valid: &[bool], ids: &[u64], n_survive: usize) -> Vec<usize> {
+pub fn select_nsga2(
+    f: &[f64],
+    m: usize,
+    valid: &[bool],
+    ids: &[u64],
+    n_survive: usize,
+) -> Vec<usize> {
     let (fronts, invalid) = fronts_of(f, m, valid, ids);
     let mut out = Vec::with_capacity(n_survive);
     for front in fronts {
@@ -43,11 +57,19 @@ pub fn select_nsga2(f: &[f64], m: usize, valid: &[bool], ids: &[u64], n_survive:
         }
         let cd = crowding_distance(f, m, &front);
         let mut order: Vec<usize> = (0..front.len()).collect();
-        order.sort_by(|&a, &b| cd[b].total_cmp(&cd[a]).then(ids[front[a]].cmp(&ids[front[b]])));
+        order.sort_by(|&a, &b| {
+            cd[b]
+                .total_cmp(&cd[a])
+                .then(ids[front[a]].cmp(&ids[front[b]]))
+        });
         let take = (n_survive - out.len()).min(front.len());
         out.extend(order[..take].iter().map(|&k| front[k]));
     }
-    out.extend(invalid.into_iter().take(n_survive.saturating_sub(out.len())));
+    out.extend(
+        invalid
+            .into_iter()
+            .take(n_survive.saturating_sub(out.len())),
+    );
     out
 }
 
@@ -75,7 +97,11 @@ impl ReferenceSet {
                 r.iter().map(move |x| x / n).collect::<Vec<_>>()
             })
             .collect();
-        ReferenceSet { m, tree: KdTree::new(unit.clone(), m), unit }
+        ReferenceSet {
+            m,
+            tree: KdTree::new(unit.clone(), m),
+            unit,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -95,7 +121,11 @@ impl ReferenceSet {
         }
         let q: Vec<f64> = p.iter().map(|x| x / norm).collect();
         let j = self.tree.nearest(&q);
-        let dot: f64 = p.iter().zip(&self.unit[j * self.m..(j + 1) * self.m]).map(|(a, b)| a * b).sum();
+        let dot: f64 = p
+            .iter()
+            .zip(&self.unit[j * self.m..(j + 1) * self.m])
+            .map(|(a, b)| a * b)
+            .sum();
         (j, (norm * norm - dot * dot).max(0.0).sqrt())
     }
 }
@@ -118,7 +148,10 @@ fn extreme_points(points: &[f64], m: usize, ideal: &[f64]) -> Vec<f64> {
                 })
                 .fold(f64::NEG_INFINITY, f64::max)
         };
-        let best = points.chunks(m).min_by(|a, b| asf(a).total_cmp(&asf(b))).expect("non-empty");
+        let best = points
+            .chunks(m)
+            .min_by(|a, b| asf(a).total_cmp(&asf(b)))
+            .expect("non-empty");
         out.extend_from_slice(best);
     }
     out
@@ -127,7 +160,8 @@ fn extreme_points(points: &[f64], m: usize, ideal: &[f64]) -> Vec<f64> {
 /// Solves `a x = b` for a small dense system by Gaussian elimination with partial pivoting.
 fn solve(mut a: Vec<f64>, mut b: Vec<f64>, m: usize) -> Option<Vec<f64>> {
     for col in 0..m {
-        let piv = (col..m).max_by(|&i, &j| a[i * m + col].abs().total_cmp(&a[j * m + col].abs()))?;
+        let piv =
+            (col..m).max_by(|&i, &j| a[i * m + col].abs().total_cmp(&a[j * m + col].abs()))?;
         if a[piv * m + col].abs() < 1e-12 {
             return None;
         }
@@ -190,8 +224,14 @@ pub fn select_nsga3<R: Rng + ?Sized>(
 
     // Normalization: ideal and worst over history, extremes by achievement scalarization.
     let all_valid = (0..valid.len()).filter(|&i| valid[i]);
-    let mut ideal = memory.ideal.clone().unwrap_or_else(|| vec![f64::INFINITY; m]);
-    let mut worst = memory.worst.clone().unwrap_or_else(|| vec![f64::NEG_INFINITY; m]);
+    let mut ideal = memory
+        .ideal
+        .clone()
+        .unwrap_or_else(|| vec![f64::INFINITY; m]);
+    let mut worst = memory
+        .worst
+        .clone()
+        .unwrap_or_else(|| vec![f64::NEG_INFINITY; m]);
     for i in all_valid.clone() {
         for j in 0..m {
             ideal[j] = ideal[j].min(f[i * m + j]);
@@ -199,15 +239,22 @@ pub fn select_nsga3<R: Rng + ?Sized>(
         }
     }
     let mut candidates: Vec<f64> = memory.extremes.clone().unwrap_or_default();
-    candidates.extend(fronts[0].iter().flat_map(|&i| f[i * m..(i + 1) * m].iter().copied()));
+    candidates.extend(
+        fronts[0]
+            .iter()
+            .flat_map(|&i| f[i * m..(i + 1) * m].iter().copied()),
+    );
     let extremes = extreme_points(&candidates, m, &ideal);
     let worst_of_front = column_max(fronts[0].iter().copied(), f, m);
     let worst_of_population = column_max(all_valid, f, m);
-    let shifted: Vec<f64> = extremes.chunks(m).flat_map(|r| r.iter().zip(&ideal).map(|(x, z)| x - z).collect::<Vec<_>>()).collect();
+    let shifted: Vec<f64> = extremes
+        .chunks(m)
+        .flat_map(|r| r.iter().zip(&ideal).map(|(x, z)| x - z).collect::<Vec<_>>())
+        .collect();
     let mut nadir = match solve(shifted, vec![1.0; m], m) {
-        Some(plane) if plane.iter().all(|&p| 1.0 / p > 1e-6) => {
-            (0..m).map(|j| (ideal[j] + 1.0 / plane[j]).min(worst[j])).collect::<Vec<_>>()
-        }
+        Some(plane) if plane.iter().all(|&p| 1.0 / p > 1e-6) => (0..m)
+            .map(|j| (ideal[j] + 1.0 / plane[j]).min(worst[j]))
+            .collect::<Vec<_>>(),
         _ => worst_of_front,
     };
     for j in 0..m {
@@ -215,10 +262,23 @@ pub fn select_nsga3<R: Rng + ?Sized>(
             nadir[j] = worst_of_population[j];
         }
     }
-    *memory = Nsga3Memory { ideal: Some(ideal.clone()), worst: Some(worst), extremes: Some(extremes) };
+    *memory = Nsga3Memory {
+        ideal: Some(ideal.clone()),
+        worst: Some(worst),
+        extremes: Some(extremes),
+    };
 
     // Association of every considered point with its nearest reference direction.
-    let denom: Vec<f64> = (0..m).map(|j| { let d = nadir[j] - ideal[j]; if d > 0.0 { d } else { 1e-12 } }).collect();
+    let denom: Vec<f64> = (0..m)
+        .map(|j| {
+            let d = nadir[j] - ideal[j];
+            if d > 0.0 {
+                d
+            } else {
+                1e-12
+            }
+        })
+        .collect();
     let mut niche = vec![0usize; valid.len()];
     let mut dist = vec![0.0f64; valid.len()];
     let mut p = vec![0.0; m];
@@ -246,7 +306,8 @@ pub fn select_nsga3<R: Rng + ?Sized>(
         for &i in last {
             members[niche[i]].push(i);
         }
-        let mut levels: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
+        let mut levels: std::collections::BTreeMap<usize, Vec<usize>> =
+            std::collections::BTreeMap::new();
         for (k, mem) in members.iter_mut().enumerate() {
             if !mem.is_empty() {
                 mem.shuffle(rng);
@@ -265,7 +326,11 @@ pub fn select_nsga3<R: Rng + ?Sized>(
                 let mem = &mut members[k];
                 let pick = if count[k] == 0 {
                     // An empty niche takes its closest member.
-                    let (pos, _) = mem.iter().enumerate().min_by(|a, b| dist[*a.1].total_cmp(&dist[*b.1])).expect("non-empty");
+                    let (pos, _) = mem
+                        .iter()
+                        .enumerate()
+                        .min_by(|a, b| dist[*a.1].total_cmp(&dist[*b.1]))
+                        .expect("non-empty");
                     mem.swap_remove(pos)
                 } else {
                     mem.pop().expect("non-empty")
@@ -288,8 +353,17 @@ pub fn select_nsga3<R: Rng + ?Sized>(
         }
         r
     };
-    survivors.sort_by(|&a, &b| rank_of[a].cmp(&rank_of[b]).then(dist[a].total_cmp(&dist[b])).then(ids[a].cmp(&ids[b])));
-    survivors.extend(invalid.into_iter().take(n_survive.saturating_sub(survivors.len())));
+    survivors.sort_by(|&a, &b| {
+        rank_of[a]
+            .cmp(&rank_of[b])
+            .then(dist[a].total_cmp(&dist[b]))
+            .then(ids[a].cmp(&ids[b]))
+    });
+    survivors.extend(
+        invalid
+            .into_iter()
+            .take(n_survive.saturating_sub(survivors.len())),
+    );
     survivors
 }
 
@@ -307,14 +381,22 @@ mod tests {
         let ids = [0, 1, 2, 3];
         assert_eq!(select_ga(&f, &valid, &ids, 3), vec![0, 3, 2]);
         let f2 = [1.0, 1.0, 0.0, 0.0, 2.0, 2.0];
-        assert_eq!(select_nsga2(&f2, 2, &[true, false, true], &ids[..3], 2), vec![0, 2]);
+        assert_eq!(
+            select_nsga2(&f2, 2, &[true, false, true], &ids[..3], 2),
+            vec![0, 2]
+        );
     }
 
     #[test]
     fn nsga3_keeps_spread_on_a_linear_front() {
         // 40 points on f1 + f2 = 1, keep 10: they should cover the front, not cluster.
         let n = 40;
-        let f: Vec<f64> = (0..n).flat_map(|i| { let t = i as f64 / (n - 1) as f64; [t, 1.0 - t] }).collect();
+        let f: Vec<f64> = (0..n)
+            .flat_map(|i| {
+                let t = i as f64 / (n - 1) as f64;
+                [t, 1.0 - t]
+            })
+            .collect();
         let valid = vec![true; n];
         let ids: Vec<u64> = (0..n as u64).collect();
         let refs = ReferenceSet::new(&reference_directions(2, 10, None), 2);

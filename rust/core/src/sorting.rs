@@ -46,11 +46,19 @@ struct Staircase(BTreeMap<Key, f64>);
 impl Staircase {
     /// Some member has f2 <= q2 and f3 <= q3.
     fn covers(&self, q2: f64, q3: f64) -> bool {
-        self.0.range(..=Key(q2)).next_back().is_some_and(|(_, &f3)| f3 <= q3)
+        self.0
+            .range(..=Key(q2))
+            .next_back()
+            .is_some_and(|(_, &f3)| f3 <= q3)
     }
 
     fn insert(&mut self, q2: f64, q3: f64) {
-        let doomed: Vec<Key> = self.0.range(Key(q2)..).take_while(|(_, &f3)| f3 >= q3).map(|(k, _)| *k).collect();
+        let doomed: Vec<Key> = self
+            .0
+            .range(Key(q2)..)
+            .take_while(|(_, &f3)| f3 >= q3)
+            .map(|(k, _)| *k)
+            .collect();
         for k in doomed {
             self.0.remove(&k);
         }
@@ -219,10 +227,12 @@ mod tests {
         let n = f.len() / m;
         let mut ranks = vec![u32::MAX; n];
         let mut rank = 0;
-        while ranks.iter().any(|&r| r == u32::MAX) {
+        while ranks.contains(&u32::MAX) {
             let current: Vec<usize> = (0..n)
                 .filter(|&i| ranks[i] == u32::MAX)
-                .filter(|&i| !(0..n).any(|j| ranks[j] == u32::MAX && dominates(row(f, m, j), row(f, m, i))))
+                .filter(|&i| {
+                    !(0..n).any(|j| ranks[j] == u32::MAX && dominates(row(f, m, j), row(f, m, i)))
+                })
                 .collect();
             for i in current {
                 ranks[i] = rank;

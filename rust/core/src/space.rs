@@ -69,20 +69,38 @@ pub enum NodeSpec {
     Dict(Vec<(String, NodeSpec)>),
     List(Vec<NodeSpec>),
     #[serde(untagged)]
-    Param { param: ParamSpec, path: String },
+    Param {
+        param: ParamSpec,
+        path: String,
+    },
 }
 
 /// The values a compiled parameter can take.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Domain {
     /// `start + k*step`, `k` in `0..levels`, as ints.
-    IntGrid { start: i64, step: i64, levels: u64 },
+    IntGrid {
+        start: i64,
+        step: i64,
+        levels: u64,
+    },
     /// `start + k*step`, `k` in `0..levels`, as floats.
-    FloatGrid { start: f64, step: f64, levels: u64 },
+    FloatGrid {
+        start: f64,
+        step: f64,
+        levels: u64,
+    },
     /// Any float in `[low, high]`.
-    Continuous { low: f64, high: f64 },
-    Choice { values: Vec<Value> },
-    Literal { value: Value },
+    Continuous {
+        low: f64,
+        high: f64,
+    },
+    Choice {
+        values: Vec<Value>,
+    },
+    Literal {
+        value: Value,
+    },
 }
 
 /// How the genetic operators treat a parameter's value gene.
@@ -130,11 +148,12 @@ const MAX_LEVELS: u64 = 1 << 52;
 fn check_knockout(path: &str, knockout_prob: Option<f64>) -> Result<Option<f64>> {
     match knockout_prob {
         None => Ok(None),
-        Some(p) if !(0.0..=1.0).contains(&p) => {
-            Err(Error::space(path, format!("knockout_prob must be within [0, 1], got {p}")))
-        }
+        Some(p) if !(0.0..=1.0).contains(&p) => Err(Error::space(
+            path,
+            format!("knockout_prob must be within [0, 1], got {p}"),
+        )),
         // A zero knockout probability means the key is never absent: no knockout gene.
-        Some(p) if p == 0.0 => Ok(None),
+        Some(0.0) => Ok(None),
         Some(p) => Ok(Some(p)),
     }
 }
@@ -142,7 +161,10 @@ fn check_knockout(path: &str, knockout_prob: Option<f64>) -> Result<Option<f64>>
 fn check_value(path: &str, what: &str, value: &Value) -> Result<()> {
     if let Value::Float(f) = value {
         if !f.is_finite() {
-            return Err(Error::space(path, format!("{what} must be finite, got {f}")));
+            return Err(Error::space(
+                path,
+                format!("{what} must be finite, got {f}"),
+            ));
         }
     }
     Ok(())
@@ -152,12 +174,26 @@ impl Param {
     /// Validates a spec and compiles it. `path` is used in error messages.
     pub fn compile(spec: &ParamSpec, path: &str) -> Result<Param> {
         match spec {
-            ParamSpec::Range { start, end, step, knockout_prob, seed_low, seed_high } => {
+            ParamSpec::Range {
+                start,
+                end,
+                step,
+                knockout_prob,
+                seed_low,
+                seed_high,
+            } => {
                 let knockout = check_knockout(path, *knockout_prob)?;
-                for (name, v) in [("start", Some(*start)), ("end", Some(*end)), ("step", *step)] {
+                for (name, v) in [
+                    ("start", Some(*start)),
+                    ("end", Some(*end)),
+                    ("step", *step),
+                ] {
                     if let Some(v) = v {
                         if !v.as_f64().is_finite() {
-                            return Err(Error::space(path, format!("range {name} must be finite, got {}", v.as_f64())));
+                            return Err(Error::space(
+                                path,
+                                format!("range {name} must be finite, got {}", v.as_f64()),
+                            ));
                         }
                     }
                 }
@@ -170,7 +206,10 @@ impl Param {
                 }
                 if let Some(s) = step {
                     if s.as_f64() <= 0.0 {
-                        return Err(Error::space(path, format!("range step must be positive, got {}", s.as_f64())));
+                        return Err(Error::space(
+                            path,
+                            format!("range step must be positive, got {}", s.as_f64()),
+                        ));
                     }
                 }
                 let domain = match (start, end, step) {
@@ -179,25 +218,47 @@ impl Param {
                         let span = (*b as i128) - (*a as i128);
                         let levels = (span / (*s as i128)) as u64 + 1;
                         if levels > MAX_LEVELS {
-                            return Err(Error::space(path, format!("range has {levels} values; at most 2^52 are supported")));
+                            return Err(Error::space(
+                                path,
+                                format!("range has {levels} values; at most 2^52 are supported"),
+                            ));
                         }
-                        Domain::IntGrid { start: *a, step: *s, levels }
+                        Domain::IntGrid {
+                            start: *a,
+                            step: *s,
+                            levels,
+                        }
                     }
                     (_, _, Some(s)) => {
                         let s = s.as_f64();
                         // Tolerate float rounding so that range(0.0, 1.0, 0.1) includes 1.0.
                         let ratio = (hi - lo) / s;
                         let levels_f = (ratio + ratio.abs() * 1e-9 + 1e-9).floor() + 1.0;
-                        if !(levels_f <= MAX_LEVELS as f64) {
-                            return Err(Error::space(path, format!("range has {levels_f} values; at most 2^52 are supported")));
+                        if levels_f.is_nan() || levels_f > MAX_LEVELS as f64 {
+                            return Err(Error::space(
+                                path,
+                                format!("range has {levels_f} values; at most 2^52 are supported"),
+                            ));
                         }
-                        Domain::FloatGrid { start: lo, step: s, levels: levels_f as u64 }
+                        Domain::FloatGrid {
+                            start: lo,
+                            step: s,
+                            levels: levels_f as u64,
+                        }
                     }
                 };
                 let seed_bounds = Self::compile_seed(path, &domain, lo, hi, *seed_low, *seed_high)?;
-                Ok(Param { path: path.to_owned(), domain, knockout, seed_bounds })
+                Ok(Param {
+                    path: path.to_owned(),
+                    domain,
+                    knockout,
+                    seed_bounds,
+                })
             }
-            ParamSpec::Choice { values, knockout_prob } => {
+            ParamSpec::Choice {
+                values,
+                knockout_prob,
+            } => {
                 let knockout = check_knockout(path, *knockout_prob)?;
                 if values.is_empty() {
                     return Err(Error::space(path, "choice needs at least one value"));
@@ -205,22 +266,43 @@ impl Param {
                 for (i, v) in values.iter().enumerate() {
                     check_value(path, "choice values", v)?;
                     if values[..i].contains(v) {
-                        return Err(Error::space(path, format!("choice values must be distinct; {v:?} appears twice")));
+                        return Err(Error::space(
+                            path,
+                            format!("choice values must be distinct; {v:?} appears twice"),
+                        ));
                     }
                 }
-                Ok(Param { path: path.to_owned(), domain: Domain::Choice { values: values.clone() }, knockout, seed_bounds: None })
+                Ok(Param {
+                    path: path.to_owned(),
+                    domain: Domain::Choice {
+                        values: values.clone(),
+                    },
+                    knockout,
+                    seed_bounds: None,
+                })
             }
-            ParamSpec::Literal { value, knockout_prob } => {
+            ParamSpec::Literal {
+                value,
+                knockout_prob,
+            } => {
                 let knockout = check_knockout(path, *knockout_prob)?;
                 check_value(path, "literal value", value)?;
-                Ok(Param { path: path.to_owned(), domain: Domain::Literal { value: value.clone() }, knockout, seed_bounds: None })
+                Ok(Param {
+                    path: path.to_owned(),
+                    domain: Domain::Literal {
+                        value: value.clone(),
+                    },
+                    knockout,
+                    seed_bounds: None,
+                })
             }
         }
     }
 
     /// Parses and validates one parameter spec given as JSON.
     pub fn from_json(json: &str, path: &str) -> Result<Param> {
-        let spec: ParamSpec = serde_json::from_str(json).map_err(|e| Error::space(path, format!("malformed parameter: {e}")))?;
+        let spec: ParamSpec = serde_json::from_str(json)
+            .map_err(|e| Error::space(path, format!("malformed parameter: {e}")))?;
         Param::compile(&spec, path)
     }
 
@@ -252,7 +334,11 @@ impl Param {
             }
             Domain::FloatGrid { start, step, .. } => {
                 let eps = 1e-9;
-                Self::grid_seed(path, ((sl - start) / step - eps).ceil(), ((sh - start) / step + eps).floor())
+                Self::grid_seed(
+                    path,
+                    ((sl - start) / step - eps).ceil(),
+                    ((sh - start) / step + eps).floor(),
+                )
             }
             _ => Ok(None),
         }
@@ -260,7 +346,10 @@ impl Param {
 
     fn grid_seed(path: &str, k_lo: f64, k_hi: f64) -> Result<Option<(f64, f64)>> {
         if k_hi < k_lo {
-            return Err(Error::space(path, "seed range contains no value of the range's grid"));
+            return Err(Error::space(
+                path,
+                "seed range contains no value of the range's grid",
+            ));
         }
         Ok(Some((k_lo, k_hi)))
     }
@@ -275,8 +364,13 @@ impl Param {
                     GeneKind::Fixed
                 }
             }
-            Domain::Continuous { low, high } => GeneKind::Real { low: *low, high: *high },
-            Domain::Choice { values } if values.len() > 1 => GeneKind::Categorical { n: values.len() as u64 },
+            Domain::Continuous { low, high } => GeneKind::Real {
+                low: *low,
+                high: *high,
+            },
+            Domain::Choice { values } if values.len() > 1 => GeneKind::Categorical {
+                n: values.len() as u64,
+            },
             Domain::Choice { .. } | Domain::Literal { .. } => GeneKind::Fixed,
         }
     }
@@ -350,7 +444,10 @@ impl Space {
                 }
                 Ok(Layout::Dict(out))
             }
-            NodeSpec::List(_) => Err(Error::space("", "a list of search spaces is only allowed at the top level")),
+            NodeSpec::List(_) => Err(Error::space(
+                "",
+                "a list of search spaces is only allowed at the top level",
+            )),
             NodeSpec::Param { param, path } => {
                 params.push(Param::compile(param, path)?);
                 Ok(Layout::Leaf(params.len() - 1))
@@ -381,7 +478,14 @@ mod tests {
     #[test]
     fn int_range_levels_are_inclusive() {
         let p = range(r#"{"type":"range","start":0,"end":9,"step":2}"#).unwrap();
-        assert_eq!(p.domain, Domain::IntGrid { start: 0, step: 2, levels: 5 });
+        assert_eq!(
+            p.domain,
+            Domain::IntGrid {
+                start: 0,
+                step: 2,
+                levels: 5
+            }
+        );
         assert_eq!(p.value(4.0), Value::Int(8));
         let p = range(r#"{"type":"range","start":0,"end":10,"step":2}"#).unwrap();
         assert_eq!(p.levels(), Some(6));
@@ -396,7 +500,13 @@ mod tests {
     #[test]
     fn continuous_when_step_is_null() {
         let p = range(r#"{"type":"range","start":0,"end":1,"step":null}"#).unwrap();
-        assert_eq!(p.domain, Domain::Continuous { low: 0.0, high: 1.0 });
+        assert_eq!(
+            p.domain,
+            Domain::Continuous {
+                low: 0.0,
+                high: 1.0
+            }
+        );
     }
 
     #[test]
@@ -406,14 +516,23 @@ mod tests {
         assert!(range(r#"{"type":"range","start":0,"end":5,"step":0}"#).is_err());
         assert!(range(r#"{"type":"range","start":0,"end":5,"step":-1}"#).is_err());
         assert!(range(r#"{"type":"range","start":0,"end":5,"step":1,"seed_low":-1}"#).is_err());
-        assert!(range(r#"{"type":"range","start":0,"end":5,"step":1,"seed_low":4,"seed_high":3}"#).is_err());
-        assert!(range(r#"{"type":"range","start":0,"end":5,"step":1,"knockout_prob":1.5}"#).is_err());
-        assert!(range(r#"{"type":"range","start":0,"end":10,"step":4,"seed_low":1,"seed_high":3}"#).is_err());
+        assert!(
+            range(r#"{"type":"range","start":0,"end":5,"step":1,"seed_low":4,"seed_high":3}"#)
+                .is_err()
+        );
+        assert!(
+            range(r#"{"type":"range","start":0,"end":5,"step":1,"knockout_prob":1.5}"#).is_err()
+        );
+        assert!(range(
+            r#"{"type":"range","start":0,"end":10,"step":4,"seed_low":1,"seed_high":3}"#
+        )
+        .is_err());
     }
 
     #[test]
     fn seed_bounds_in_index_space() {
-        let p = range(r#"{"type":"range","start":0,"end":20,"step":2,"seed_low":3,"seed_high":9}"#).unwrap();
+        let p = range(r#"{"type":"range","start":0,"end":20,"step":2,"seed_low":3,"seed_high":9}"#)
+            .unwrap();
         assert_eq!(p.seed_bounds, Some((2.0, 4.0)));
         let p = range(r#"{"type":"range","start":0,"end":20,"step":2,"seed_low":3}"#).unwrap();
         assert_eq!(p.seed_bounds, Some((2.0, 10.0)));
@@ -425,7 +544,8 @@ mod tests {
         assert!(Param::compile(&c, "p").is_err());
         let c: ParamSpec = serde_json::from_str(r#"{"type":"choice","values":[1, 1]}"#).unwrap();
         assert!(Param::compile(&c, "p").is_err());
-        let c: ParamSpec = serde_json::from_str(r#"{"type":"choice","values":[1, 1.0, true, "1"]}"#).unwrap();
+        let c: ParamSpec =
+            serde_json::from_str(r#"{"type":"choice","values":[1, 1.0, true, "1"]}"#).unwrap();
         let p = Param::compile(&c, "p").unwrap();
         assert_eq!(p.value(1.0), Value::Float(1.0));
         assert_eq!(p.value(2.0), Value::Bool(true));

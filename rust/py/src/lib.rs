@@ -9,11 +9,22 @@ use genetune_core::normalize::normalize_rows;
 use genetune_core::space::{Domain, Layout, Param, Value};
 use genetune_core::{EngineConfig, Error};
 use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// `(ids, X)` as numpy arrays.
+type IdsAndColumns<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray2<f64>>);
+/// `(ids, X, scores)` as numpy arrays.
+type IdsColumnsScores<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray2<f64>>,
+    Bound<'py, PyArray2<f64>>,
+);
 
 pyo3::import_exception!(genetune.exceptions, SearchSpaceError);
 pyo3::import_exception!(genetune.exceptions, ConfigurationError);
@@ -38,7 +49,9 @@ fn panic_to_pyerr(payload: Box<dyn std::any::Any + Send>) -> PyErr {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
-    InternalError::new_err(format!("internal error in genetune's engine (please report it): {what}"))
+    InternalError::new_err(format!(
+        "internal error in genetune's engine (please report it): {what}"
+    ))
 }
 
 /// Runs core work with the GIL released, catching panics and mapping errors.
@@ -81,33 +94,64 @@ impl Decoder {
     fn new(py: Python<'_>, engine: &Engine) -> PyResult<Decoder> {
         fn convert(py: Python<'_>, l: &Layout) -> PyLayout {
             match l {
-                Layout::Dict(items) => PyLayout::Dict(items.iter().map(|(k, c)| (PyString::intern(py, k).unbind(), convert(py, c))).collect()),
-                Layout::List(items) => PyLayout::List(items.iter().map(|c| convert(py, c)).collect()),
+                Layout::Dict(items) => PyLayout::Dict(
+                    items
+                        .iter()
+                        .map(|(k, c)| (PyString::intern(py, k).unbind(), convert(py, c)))
+                        .collect(),
+                ),
+                Layout::List(items) => {
+                    PyLayout::List(items.iter().map(|c| convert(py, c)).collect())
+                }
                 Layout::Leaf(i) => PyLayout::Leaf(*i),
             }
         }
         let mut values = Vec::new();
         for p in &engine.space().params {
             values.push(match &p.domain {
-                Domain::Choice { values } => values.iter().map(|v| value_to_py(py, v)).collect::<PyResult<_>>()?,
+                Domain::Choice { values } => values
+                    .iter()
+                    .map(|v| value_to_py(py, v))
+                    .collect::<PyResult<_>>()?,
                 Domain::Literal { value } => vec![value_to_py(py, value)?],
                 _ => Vec::new(),
             });
         }
-        Ok(Decoder { layout: convert(py, &engine.space().layout), values })
+        Ok(Decoder {
+            layout: convert(py, &engine.space().layout),
+            values,
+        })
     }
 
-    fn leaf<'py>(&self, py: Python<'py>, p: &Param, i: usize, gene: f64) -> PyResult<Bound<'py, PyAny>> {
+    fn leaf<'py>(
+        &self,
+        py: Python<'py>,
+        p: &Param,
+        i: usize,
+        gene: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
         Ok(match &p.domain {
-            Domain::IntGrid { start, step, .. } => (start + (gene as i64) * step).into_pyobject(py)?.into_any(),
-            Domain::FloatGrid { start, step, .. } => (start + gene * step).into_pyobject(py)?.into_any(),
+            Domain::IntGrid { start, step, .. } => {
+                (start + (gene as i64) * step).into_pyobject(py)?.into_any()
+            }
+            Domain::FloatGrid { start, step, .. } => {
+                (start + gene * step).into_pyobject(py)?.into_any()
+            }
             Domain::Continuous { .. } => gene.into_pyobject(py)?.into_any(),
             Domain::Choice { .. } => self.values[i][gene as usize].bind(py).clone(),
             Domain::Literal { .. } => self.values[i][0].bind(py).clone(),
         })
     }
 
-    fn build<'py>(&self, py: Python<'py>, params: &[Param], node: &PyLayout, x: &[f64], on: &[bool], nested: bool) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn build<'py>(
+        &self,
+        py: Python<'py>,
+        params: &[Param],
+        node: &PyLayout,
+        x: &[f64],
+        on: &[bool],
+        nested: bool,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         match node {
             PyLayout::Leaf(i) => {
                 if on[*i] {
@@ -157,23 +201,45 @@ struct PyCandidate {
 impl PyCandidate {
     #[new]
     fn new(id: u64, generation: u32, params: Py<PyAny>) -> Self {
-        PyCandidate { id, generation, params }
+        PyCandidate {
+            id,
+            generation,
+            params,
+        }
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!("Candidate(id={}, generation={}, params={})", self.id, self.generation, self.params.bind(py).repr()?))
+        Ok(format!(
+            "Candidate(id={}, generation={}, params={})",
+            self.id,
+            self.generation,
+            self.params.bind(py).repr()?
+        ))
     }
 
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let Ok(o) = other.cast::<PyCandidate>() else { return Ok(false) };
+        let Ok(o) = other.cast::<PyCandidate>() else {
+            return Ok(false);
+        };
         let o = o.get();
-        Ok(self.id == o.id && self.generation == o.generation && self.params.bind(py).eq(o.params.bind(py))?)
+        Ok(self.id == o.id
+            && self.generation == o.generation
+            && self.params.bind(py).eq(o.params.bind(py))?)
     }
 
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
         let me = slf.get();
-        let args = PyTuple::new(py, [me.id.into_pyobject(py)?.into_any(), me.generation.into_pyobject(py)?.into_any(), me.params.bind(py).clone()])?;
+        let args = PyTuple::new(
+            py,
+            [
+                me.id.into_pyobject(py)?.into_any(),
+                me.generation.into_pyobject(py)?.into_any(),
+                me.params.bind(py).clone(),
+            ],
+        )?;
         Ok((slf.get_type().into_any(), args))
     }
 }
@@ -191,15 +257,29 @@ impl PyCoreEngine {
         Ok(PyCoreEngine { inner, decoder })
     }
 
-    fn candidates(&self, py: Python<'_>, positions: impl Iterator<Item = usize>) -> PyResult<Vec<Py<PyCandidate>>> {
+    fn candidates(
+        &self,
+        py: Python<'_>,
+        positions: impl Iterator<Item = usize>,
+    ) -> PyResult<Vec<Py<PyCandidate>>> {
         guarded(|| {
             let generation = self.inner.generation();
             let params = &self.inner.space().params;
             positions
                 .map(|i| {
                     let (id, x, on) = self.inner.candidate(i);
-                    let value = self.decoder.build(py, params, &self.decoder.layout, x, on, false)?.expect("root is always present");
-                    Py::new(py, PyCandidate { id, generation, params: value.unbind() })
+                    let value = self
+                        .decoder
+                        .build(py, params, &self.decoder.layout, x, on, false)?
+                        .expect("root is always present");
+                    Py::new(
+                        py,
+                        PyCandidate {
+                            id,
+                            generation,
+                            params: value.unbind(),
+                        },
+                    )
                 })
                 .collect()
         })
@@ -210,7 +290,13 @@ impl PyCoreEngine {
 impl PyCoreEngine {
     #[new]
     #[pyo3(signature = (space_json, config_json, seed=None, meta=String::new()))]
-    fn new(py: Python<'_>, space_json: String, config_json: String, seed: Option<u64>, meta: String) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        space_json: String,
+        config_json: String,
+        seed: Option<u64>,
+        meta: String,
+    ) -> PyResult<Self> {
         let config = EngineConfig::from_json(&config_json).map_err(to_pyerr)?;
         let inner = detached(py, || Engine::new(&space_json, config, seed, meta))?;
         Self::wrap(py, inner)
@@ -226,16 +312,25 @@ impl PyCoreEngine {
     /// Like `ask`, as `(ids, X)` arrays: one column per parameter (value for ranges, index for
     /// choices, 0 for literals, NaN when knocked out).
     #[pyo3(signature = (n=None))]
-    fn ask_array<'py>(&mut self, py: Python<'py>, n: Option<usize>) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray2<f64>>)> {
+    fn ask_array<'py>(
+        &mut self,
+        py: Python<'py>,
+        n: Option<usize>,
+    ) -> PyResult<IdsAndColumns<'py>> {
         let inner = &mut self.inner;
         let (ids, cols, rows, width) = detached(py, || {
             let range = inner.ask(n);
             let (rows, width) = (range.len(), inner.num_params());
             let mut cols = vec![0.0; rows * width];
-            let ids: Vec<i64> = inner.fill_columns(range, &mut cols).into_iter().map(|i| i as i64).collect();
+            let ids: Vec<i64> = inner
+                .fill_columns(range, &mut cols)
+                .into_iter()
+                .map(|i| i as i64)
+                .collect();
             Ok((ids, cols, rows, width))
         })?;
-        let x = Array2::from_shape_vec((rows, width), cols).map_err(|e| InternalError::new_err(e.to_string()))?;
+        let x = Array2::from_shape_vec((rows, width), cols)
+            .map_err(|e| InternalError::new_err(e.to_string()))?;
         Ok((ids.into_pyarray(py), x.into_pyarray(py)))
     }
 
@@ -245,16 +340,30 @@ impl PyCoreEngine {
     }
 
     /// Records scores `(n, num_objectives)` for ids `(n,)`; NaN/inf = INVALID.
-    fn tell(&mut self, py: Python<'_>, ids: PyReadonlyArray1<'_, i64>, scores: PyReadonlyArray2<'_, f64>) -> PyResult<()> {
+    fn tell(
+        &mut self,
+        py: Python<'_>,
+        ids: PyReadonlyArray1<'_, i64>,
+        scores: PyReadonlyArray2<'_, f64>,
+    ) -> PyResult<()> {
         let m = self.inner.num_objectives();
         let shape = scores.shape();
         if shape[0] != ids.len() || shape[1] != m {
-            return Err(TellError::new_err(format!("scores must have shape ({}, {m}), got ({}, {})", ids.len(), shape[0], shape[1])));
+            return Err(TellError::new_err(format!(
+                "scores must have shape ({}, {m}), got ({}, {})",
+                ids.len(),
+                shape[0],
+                shape[1]
+            )));
         }
         let ids: Vec<u64> = ids
             .as_array()
             .iter()
-            .map(|&i| u64::try_from(i).map_err(|_| TellError::new_err(format!("candidate ids are non-negative, got {i}"))))
+            .map(|&i| {
+                u64::try_from(i).map_err(|_| {
+                    TellError::new_err(format!("candidate ids are non-negative, got {i}"))
+                })
+            })
             .collect::<PyResult<_>>()?;
         let scores: Vec<f64> = scores.as_array().iter().copied().collect();
         let inner = &mut self.inner;
@@ -262,11 +371,24 @@ impl PyCoreEngine {
     }
 
     /// The surviving population, best first: `(ids, X, scores)`.
-    fn population<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>)> {
+    fn population<'py>(&self, py: Python<'py>) -> PyResult<IdsColumnsScores<'py>> {
         let (ids, cols, f) = self.inner.population();
-        let (k, n, m) = (ids.len(), self.inner.num_params(), self.inner.num_objectives());
-        let to2 = |v: Vec<f64>, c: usize| Array2::from_shape_vec((k, c), v).map_err(|e| InternalError::new_err(e.to_string()));
-        Ok((ids.into_iter().map(|i| i as i64).collect::<Vec<_>>().into_pyarray(py), to2(cols, n)?.into_pyarray(py), to2(f, m)?.into_pyarray(py)))
+        let (k, n, m) = (
+            ids.len(),
+            self.inner.num_params(),
+            self.inner.num_objectives(),
+        );
+        let to2 = |v: Vec<f64>, c: usize| {
+            Array2::from_shape_vec((k, c), v).map_err(|e| InternalError::new_err(e.to_string()))
+        };
+        Ok((
+            ids.into_iter()
+                .map(|i| i as i64)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+            to2(cols, n)?.into_pyarray(py),
+            to2(f, m)?.into_pyarray(py),
+        ))
     }
 
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
@@ -282,10 +404,15 @@ impl PyCoreEngine {
         Self::wrap(py, inner)
     }
 
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
         let bytes = slf.borrow().to_bytes(py)?;
-        Ok((slf.get_type().getattr("from_bytes")?, PyTuple::new(py, [bytes])?))
+        Ok((
+            slf.get_type().getattr("from_bytes")?,
+            PyTuple::new(py, [bytes])?,
+        ))
     }
 
     #[getter]
@@ -334,7 +461,12 @@ impl PyCoreEngine {
     }
     #[getter]
     fn parameter_paths(&self) -> Vec<String> {
-        self.inner.space().params.iter().map(|p| p.path.clone()).collect()
+        self.inner
+            .space()
+            .params
+            .iter()
+            .map(|p| p.path.clone())
+            .collect()
     }
     /// Number of distinct candidates (`None` if the space has a continuous range).
     #[getter]
@@ -346,15 +478,24 @@ impl PyCoreEngine {
 /// `1 + (score - baseline) / |baseline|` per objective (= `score / baseline` for a positive
 /// baseline); NaN where the score or baseline is invalid or the baseline is zero.
 #[pyfunction]
-fn normalize_scores<'py>(py: Python<'py>, scores: PyReadonlyArray2<'py, f64>, baseline: PyReadonlyArray1<'py, f64>) -> PyResult<Bound<'py, PyArray2<f64>>> {
+fn normalize_scores<'py>(
+    py: Python<'py>,
+    scores: PyReadonlyArray2<'py, f64>,
+    baseline: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let shape = scores.shape().to_vec();
     if shape[1] != baseline.len() {
-        return Err(PyValueError::new_err(format!("baseline has {} objectives but scores have {}", baseline.len(), shape[1])));
+        return Err(PyValueError::new_err(format!(
+            "baseline has {} objectives but scores have {}",
+            baseline.len(),
+            shape[1]
+        )));
     }
     let s: Vec<f64> = scores.as_array().iter().copied().collect();
     let b: Vec<f64> = baseline.as_array().iter().copied().collect();
     let out = detached(py, || Ok(normalize_rows(&s, &b)))?;
-    let arr = Array2::from_shape_vec((shape[0], shape[1]), out).map_err(|e| InternalError::new_err(e.to_string()))?;
+    let arr = Array2::from_shape_vec((shape[0], shape[1]), out)
+        .map_err(|e| InternalError::new_err(e.to_string()))?;
     Ok(arr.into_pyarray(py))
 }
 
@@ -362,7 +503,11 @@ fn normalize_scores<'py>(py: Python<'py>, scores: PyReadonlyArray2<'py, f64>, ba
 #[pyfunction]
 #[pyo3(signature = (spec_json, path=String::new()))]
 fn validate_parameter(spec_json: &str, path: String) -> PyResult<()> {
-    guarded(|| Param::from_json(spec_json, &path).map(|_| ()).map_err(to_pyerr))
+    guarded(|| {
+        Param::from_json(spec_json, &path)
+            .map(|_| ())
+            .map_err(to_pyerr)
+    })
 }
 
 #[pymodule(gil_used = true)]
