@@ -879,4 +879,103 @@ mod tests {
         assert!(Engine::from_bytes(&bytes[..bytes.len() / 2]).is_err());
         assert!(Engine::from_bytes(b"nonsense").is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A random leaf spec as JSON.
+        fn leaf() -> impl Strategy<Value = String> {
+            let ko = prop_oneof![
+                Just(String::new()),
+                (0.05f64..0.95).prop_map(|p| format!(r#","knockout_prob":{p}"#))
+            ];
+            let kind = prop_oneof![
+                (-50i64..50, 1i64..40, 1i64..5).prop_map(|(a, span, st)| format!(
+                    r#""type":"range","start":{a},"end":{},"step":{st}"#,
+                    a + span
+                )),
+                (-5.0f64..5.0, 0.5f64..10.0).prop_map(|(a, span)| format!(
+                    r#""type":"range","start":{a:?},"end":{:?},"step":null"#,
+                    a + span
+                )),
+                (-5.0f64..5.0, 1u32..20).prop_map(|(a, k)| format!(
+                    r#""type":"range","start":{a:?},"end":{:?},"step":0.25"#,
+                    a + 0.25 * k as f64
+                )),
+                (1usize..6).prop_map(|k| format!(
+                    r#""type":"choice","values":[{}]"#,
+                    (0..k)
+                        .map(|i| format!(r#""v{i}""#))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )),
+                Just(r#""type":"literal","value":"-flag""#.to_string()),
+            ];
+            (kind, ko).prop_map(|(k, ko)| format!("{{{k}{ko}}}"))
+        }
+
+        fn space() -> impl Strategy<Value = String> {
+            proptest::collection::vec(leaf(), 1..6).prop_map(|leaves| {
+                let items: Vec<String> = leaves
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| format!(r#"["p{i}",{{"param":{l},"path":"p{i}"}}]"#))
+                    .collect();
+                format!(r#"{{"dict":[{}]}}"#, items.join(","))
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(60))]
+            #[test]
+            fn in_bounds_unique_and_resumable(space_json in space(), seed in any::<u64>(), algo in 0u8..3, cut in 0u32..4) {
+                let algorithm = [Algorithm::Ga, Algorithm::Nsga2, Algorithm::Nsga3][algo as usize];
+                let m = if algorithm == Algorithm::Ga { 1 } else { 2 };
+                let mut e = Engine::new(&space_json, config(algorithm, m, 10, 5), Some(seed), String::new()).unwrap();
+                let space = e.space().clone();
+                let n = e.num_params();
+                let mut seen = HashSet::new();
+                let mut copy: Option<Engine> = None;
+                while !e.done() {
+                    if e.generation() == cut && copy.is_none() {
+                        copy = Some(Engine::from_bytes(&e.to_bytes()).unwrap());
+                    }
+                    let r = e.ask(None);
+                    let len = r.len();
+                    let positions: Vec<usize> = r.collect();
+                    let mut cols = vec![0.0; len * n];
+                    let ids = e.fill_columns(positions[0]..positions[0] + len, &mut cols);
+                    for i in positions {
+                        let (_, x, on) = e.candidate(i);
+                        let key: Vec<String> = (0..n).map(|j| if on[j] { format!("{:?}", space.params[j].value(x[j])) } else { "-".into() }).collect();
+                        prop_assert!(seen.insert(key.clone()), "repeated candidate {:?}", key);
+                        for (j, p) in space.params.iter().enumerate() {
+                            let g = Gene::from_param(p);
+                            prop_assert!(x[j] >= g.low && x[j] <= g.high, "gene {} out of bounds: {}", j, x[j]);
+                            if let Some(levels) = p.levels() {
+                                prop_assert!(x[j].fract() == 0.0 && (x[j] as u64) < levels.max(1));
+                            }
+                        }
+                    }
+                    let scores: Vec<f64> = cols.chunks(n).flat_map(|r| { let s: f64 = r.iter().filter(|v| v.is_finite()).sum(); vec![s, -s * 0.5 + r.len() as f64][..m].to_vec() }).collect();
+                    e.tell(&ids, &scores).unwrap();
+                    if let Some(c) = copy.as_mut() {
+                        if c.generation() + 1 == e.generation() {
+                            let r = c.ask(None);
+                            let mut cc = vec![0.0; r.len() * n];
+                            let cids = c.fill_columns(r, &mut cc);
+                            prop_assert_eq!(&cids, &ids);
+                            prop_assert_eq!(cc.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), cols.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                            c.tell(&cids, &scores).unwrap();
+                        }
+                    }
+                }
+                if let Some(size) = space.size() {
+                    prop_assert!(seen.len() as u128 <= size);
+                    if e.exhausted() { prop_assert_eq!(seen.len() as u128, size); }
+                }
+            }
+        }
+    }
 }
