@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from genetune._core import Candidate, CoreEngine
 from genetune.config import SearchConfiguration, as_search_configuration
-from genetune.exceptions import SearchSpaceExhaustedWarning, TellError
+from genetune.exceptions import SearchSpaceExhaustedWarning, StateError, TellError
 from genetune.scores import score_matrix
 from genetune.search_spaces import SearchSpace, compile_space, space_from_spec
 
@@ -154,9 +154,16 @@ class Engine:
     def from_bytes(cls, data: bytes) -> Engine:
         """Restores an engine saved with :meth:`to_bytes`; it continues the identical stream."""
         core = CoreEngine.from_bytes(data)
-        meta = json.loads(core.meta)
+        try:
+            meta = json.loads(core.meta)
+            config = SearchConfiguration.model_validate(meta["config"])
+            space = space_from_spec(meta["space"])
+        except (ValueError, TypeError, KeyError) as err:
+            raise StateError(f"corrupt engine state: unreadable metadata ({err})") from None
         engine = cls.__new__(cls)
-        engine._init(core, SearchConfiguration.model_validate(meta["config"]), space_from_spec(meta["space"]))
+        engine._init(core, config, space)
+        # The saved engine already reported its exhaustion.
+        engine._exhaustion_reported = core.exhausted
         return engine
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:

@@ -30,6 +30,8 @@ def score_matrix(scores: ArrayLike, rows: int, num_objectives: int) -> NDArray[n
     mean INVALID. A 1-D input is read as one column (one objective) or one row (one candidate)."""
     arr = np.asarray(scores)
     if arr.dtype.kind not in "fiu":
+        # Mixed numbers and "*" would become strings: convert element by element instead.
+        arr = np.asarray(scores, dtype=object)
         arr = np.vectorize(_as_float, otypes=[np.float64])(arr) if arr.size else arr.astype(np.float64)
     arr = arr.astype(np.float64, copy=False)
     if arr.ndim == 1:

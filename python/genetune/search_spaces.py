@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeAlias, TypeVar
 
@@ -32,9 +33,12 @@ __all__ = [
     "space_from_spec",
 ]
 
-Number: TypeAlias = StrictInt | StrictFloat
-Scalar: TypeAlias = StrictBool | StrictInt | StrictFloat | StrictStr
 _INT64 = (-(2**63), 2**63 - 1)
+# Ints must fit the engine's 64-bit integers, also when a model is built directly.
+Int64 = Annotated[StrictInt, Field(ge=_INT64[0], le=_INT64[1])]
+Number: TypeAlias = Int64 | StrictFloat
+Scalar: TypeAlias = StrictBool | Int64 | StrictFloat | StrictStr
+_MAX_LOG_VALUES = 1 << 20
 
 
 class _Param(BaseModel):
@@ -86,11 +90,15 @@ def _plain(value: Any, what: str) -> Any:
         raise SearchSpaceError(f"{what} must be a bool, int, float or str, got {type(value).__name__} {value!r}")
     if isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
         raise SearchSpaceError(f"{what} must fit in 64 bits, got {value}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SearchSpaceError(f"{what} must be finite, got {value}")
     return value
 
 
-def _number(value: Any, what: str) -> int | float | None:
+def _number(value: Any, what: str, *, required: bool = False) -> int | float | None:
     if value is None:
+        if required:
+            raise SearchSpaceError(f"{what} is required, got None")
         return None
     value = _plain(value, what)
     if isinstance(value, bool | str):
@@ -122,8 +130,8 @@ def range(  # noqa: A001 - CompileIQ's name
     """
     return _checked(
         RangeParam(
-            start=_number(start, "range start"),
-            end=_number(end, "range end"),
+            start=_number(start, "range start", required=True),
+            end=_number(end, "range end", required=True),
             step=_number(step, "range step"),
             knockout_prob=_number(knockout_prob, "knockout_prob"),
             seed_low=_number(seed_low, "seed_low"),
@@ -147,12 +155,13 @@ def literal(value: bool | int | float | str, knockout_prob: float | None = None)
 
 def log_sampling(start: float, end: float, total: int = 10, knockout_prob: float | None = None) -> ChoiceParam:
     """A choice of ``total`` log-spaced floats from ``start`` to ``end`` (both included)."""
-    start_f, end_f = _number(start, "log_sampling start"), _number(end, "log_sampling end")
+    start_f = _number(start, "log_sampling start", required=True)
+    end_f = _number(end, "log_sampling end", required=True)
     assert start_f is not None and end_f is not None
     if not 0 < start_f < end_f:
         raise SearchSpaceError(f"log_sampling needs 0 < start < end, got start={start_f}, end={end_f}")
-    if isinstance(total, bool) or not isinstance(total, int | np.integer) or total < 2:
-        raise SearchSpaceError(f"log_sampling total must be an int >= 2, got {total!r}")
+    if isinstance(total, bool) or not isinstance(total, int | np.integer) or not 2 <= total <= _MAX_LOG_VALUES:
+        raise SearchSpaceError(f"log_sampling total must be an int within [2, {_MAX_LOG_VALUES}], got {total!r}")
     values = [float(v) for v in np.geomspace(start_f, end_f, num=int(total))]
     return choice(values, knockout_prob=knockout_prob)
 

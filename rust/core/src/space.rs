@@ -84,11 +84,16 @@ pub enum Domain {
         step: i64,
         levels: u64,
     },
-    /// `start + k*step`, `k` in `0..levels`, as floats.
+    /// `start + k*step`, `k` in `0..levels`, as floats, never beyond `end`. When `start` and
+    /// `step` are short decimals, `scale = 10^d` and values are computed as
+    /// `(start·scale + k·step·scale) / scale`, so `range(0.0, 0.3, 0.1)` yields exactly 0.1,
+    /// 0.2, 0.3; otherwise `scale` is 0.
     FloatGrid {
         start: f64,
         step: f64,
         levels: u64,
+        end: f64,
+        scale: f64,
     },
     /// Any float in `[low, high]`.
     Continuous {
@@ -145,6 +150,33 @@ pub struct Space {
 /// Largest grid we index exactly with f64 genes.
 const MAX_LEVELS: u64 = 1 << 52;
 
+/// `10^d` for the smallest `d <= 12` at which `start` and `step` are whole numbers and every
+/// grid value stays exactly representable; 0 when there is none.
+fn decimal_scale(start: f64, step: f64, levels: u64) -> f64 {
+    let whole = |v: f64| (v - v.round()).abs() <= 4.0 * f64::EPSILON * v.abs().max(1.0);
+    let mut scale = 1.0f64;
+    for _ in 0..=12 {
+        let (a, s) = (start * scale, step * scale);
+        if whole(a) && whole(s) {
+            let top = a.round().abs() + s.round().abs() * levels as f64;
+            return if top < 9.0e15 { scale } else { 0.0 };
+        }
+        scale *= 10.0;
+    }
+    0.0
+}
+
+/// The `k`-th value of a float grid, never beyond its end.
+#[inline]
+fn float_grid_value(start: f64, step: f64, end: f64, scale: f64, k: f64) -> f64 {
+    let v = if scale > 0.0 {
+        ((start * scale).round() + k * (step * scale).round()) / scale
+    } else {
+        start + k * step
+    };
+    v.clamp(start, end)
+}
+
 fn check_knockout(path: &str, knockout_prob: Option<f64>) -> Result<Option<f64>> {
     match knockout_prob {
         None => Ok(None),
@@ -198,10 +230,20 @@ impl Param {
                     }
                 }
                 let (lo, hi) = (start.as_f64(), end.as_f64());
-                if hi <= lo {
+                let reversed = match (start, end) {
+                    (Num::Int(a), Num::Int(b)) => b <= a,
+                    _ => hi <= lo,
+                };
+                if reversed {
                     return Err(Error::space(
                         path,
                         format!("range end ({hi}) must be greater than start ({lo})"),
+                    ));
+                }
+                if !(hi - lo).is_finite() {
+                    return Err(Error::space(
+                        path,
+                        format!("range [{lo}, {hi}] is too wide: end - start overflows a float"),
                     ));
                 }
                 if let Some(s) = step {
@@ -216,8 +258,8 @@ impl Param {
                     (_, _, None) => Domain::Continuous { low: lo, high: hi },
                     (Num::Int(a), Num::Int(b), Some(Num::Int(s))) => {
                         let span = (*b as i128) - (*a as i128);
-                        let levels = (span / (*s as i128)) as u64 + 1;
-                        if levels > MAX_LEVELS {
+                        let levels = span / (*s as i128) + 1;
+                        if levels > MAX_LEVELS as i128 {
                             return Err(Error::space(
                                 path,
                                 format!("range has {levels} values; at most 2^52 are supported"),
@@ -226,7 +268,7 @@ impl Param {
                         Domain::IntGrid {
                             start: *a,
                             step: *s,
-                            levels,
+                            levels: levels as u64,
                         }
                     }
                     (_, _, Some(s)) => {
@@ -240,10 +282,13 @@ impl Param {
                                 format!("range has {levels_f} values; at most 2^52 are supported"),
                             ));
                         }
+                        let levels = levels_f as u64;
                         Domain::FloatGrid {
                             start: lo,
                             step: s,
-                            levels: levels_f as u64,
+                            levels,
+                            end: hi,
+                            scale: decimal_scale(lo, s, levels),
                         }
                     }
                 };
@@ -391,7 +436,13 @@ impl Param {
     pub fn column_value(&self, gene: f64) -> f64 {
         match &self.domain {
             Domain::IntGrid { start, step, .. } => (*start as f64) + gene * (*step as f64),
-            Domain::FloatGrid { start, step, .. } => start + gene * step,
+            Domain::FloatGrid {
+                start,
+                step,
+                end,
+                scale,
+                ..
+            } => float_grid_value(*start, *step, *end, *scale, gene),
             Domain::Continuous { .. } | Domain::Choice { .. } => gene,
             Domain::Literal { .. } => 0.0,
         }
@@ -401,7 +452,13 @@ impl Param {
     pub fn value(&self, gene: f64) -> Value {
         match &self.domain {
             Domain::IntGrid { start, step, .. } => Value::Int(start + (gene as i64) * step),
-            Domain::FloatGrid { start, step, .. } => Value::Float(start + gene * step),
+            Domain::FloatGrid {
+                start,
+                step,
+                end,
+                scale,
+                ..
+            } => Value::Float(float_grid_value(*start, *step, *end, *scale, gene)),
             Domain::Continuous { .. } => Value::Float(gene),
             Domain::Choice { values } => values[gene as usize].clone(),
             Domain::Literal { value } => value.clone(),
@@ -495,6 +552,45 @@ mod tests {
     fn float_range_tolerates_rounding() {
         let p = range(r#"{"type":"range","start":0.0,"end":1.0,"step":0.1}"#).unwrap();
         assert_eq!(p.levels(), Some(11));
+    }
+
+    #[test]
+    fn float_grid_values_are_the_decimals_written() {
+        let p = range(r#"{"type":"range","start":0.0,"end":0.3,"step":0.1}"#).unwrap();
+        assert_eq!(p.levels(), Some(4));
+        let values: Vec<Value> = (0..4).map(|k| p.value(k as f64)).collect();
+        assert_eq!(
+            values,
+            vec![
+                Value::Float(0.0),
+                Value::Float(0.1),
+                Value::Float(0.2),
+                Value::Float(0.3)
+            ]
+        );
+        let p = range(r#"{"type":"range","start":0.1,"end":0.7,"step":0.2}"#).unwrap();
+        assert_eq!(p.value(3.0), Value::Float(0.7));
+        // Not a short decimal: still clamped to the end.
+        let third = 1.0 / 3.0;
+        let p = range(&format!(
+            r#"{{"type":"range","start":0.0,"end":1.0,"step":{third:?}}}"#
+        ))
+        .unwrap();
+        assert_eq!(p.value(3.0), Value::Float(1.0));
+    }
+
+    #[test]
+    fn extreme_ranges_are_rejected_not_overflowed() {
+        assert!(range(
+            r#"{"type":"range","start":-9223372036854775808,"end":9223372036854775807,"step":1}"#
+        )
+        .is_err());
+        assert!(range(r#"{"type":"range","start":-1e308,"end":1e308,"step":null}"#).is_err());
+        let p = range(
+            r#"{"type":"range","start":9223372036854775802,"end":9223372036854775807,"step":1}"#,
+        )
+        .unwrap();
+        assert_eq!(p.value(5.0), Value::Int(i64::MAX));
     }
 
     #[test]

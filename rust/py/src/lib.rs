@@ -131,15 +131,9 @@ impl Decoder {
         gene: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
         Ok(match &p.domain {
-            Domain::IntGrid { start, step, .. } => {
-                (start + (gene as i64) * step).into_pyobject(py)?.into_any()
-            }
-            Domain::FloatGrid { start, step, .. } => {
-                (start + gene * step).into_pyobject(py)?.into_any()
-            }
-            Domain::Continuous { .. } => gene.into_pyobject(py)?.into_any(),
             Domain::Choice { .. } => self.values[i][gene as usize].bind(py).clone(),
             Domain::Literal { .. } => self.values[i][0].bind(py).clone(),
+            _ => value_to_py(py, &p.value(gene))?.into_bound(py),
         })
     }
 
