@@ -78,8 +78,12 @@ class SearchConfiguration(BaseModel):
     seed: int | None = Field(default=None, ge=0, lt=2**64, description="Seed of the engine's RNG (drawn and recorded when None).")
     engine: EngineKind | None = Field(default=None, description="'ga' (default for one objective), 'nsga2' or 'nsga3' (default for more).")
     directions: list[ProblemType] | None = Field(default=None, description="Per-objective 'min'/'max'; defaults to problem_type for all.")
-    crossover_prob: float = Field(default=0.9, ge=0, le=1, description="Probability that a pair of parents is crossed.")
-    crossover_eta: float = Field(default=15.0, ge=0, description="SBX distribution index (larger: children closer to parents).")
+    crossover_prob: float | None = Field(
+        default=None, ge=0, le=1, description="Probability that a pair of parents is crossed (default 0.9; 1.0 for nsga3)."
+    )
+    crossover_eta: float | None = Field(
+        default=None, ge=0, description="SBX distribution index, larger = children closer to parents (default 15; 30 for nsga3)."
+    )
     mutation_eta: float = Field(default=20.0, ge=0, description="Polynomial-mutation distribution index.")
 
     @model_validator(mode="after")
@@ -116,7 +120,18 @@ class SearchConfiguration(BaseModel):
                 stacklevel=2,
             )
         # The model is frozen; derived values are filled in once, here.
-        for name, value in (("pool_size", pool), ("cull_size", cull), ("engine", engine), ("directions", list(directions))):
+        # NSGA-III's own operator defaults (Deb & Jain 2014): SBX with eta 30, always crossed.
+        nsga3 = engine == EngineKind.NSGA3
+        crossover_prob = self.crossover_prob if self.crossover_prob is not None else (1.0 if nsga3 else 0.9)
+        crossover_eta = self.crossover_eta if self.crossover_eta is not None else (30.0 if nsga3 else 15.0)
+        for name, value in (
+            ("pool_size", pool),
+            ("cull_size", cull),
+            ("engine", engine),
+            ("directions", list(directions)),
+            ("crossover_prob", crossover_prob),
+            ("crossover_eta", crossover_eta),
+        ):
             object.__setattr__(self, name, value)
         return self
 

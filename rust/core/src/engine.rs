@@ -6,6 +6,7 @@ use crate::operators::{crossover, mutate, mutate_one, sample_genome, Gene, Varia
 use crate::refdirs::reference_directions;
 use crate::selection::{select_ga, select_nsga2, select_nsga3, Nsga3Memory, ReferenceSet};
 use crate::space::{GeneKind, Space};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -474,15 +475,36 @@ impl Engine {
             mutation_eta: cfg.mutation_eta,
         };
         let target = cfg.pool_size;
-        let mating = cfg.cull_size.min(self.state.population.len()).max(1);
+        // NSGA-III mates at random over the whole population (its niching already carries the
+        // selection pressure), in consecutive pairs of shuffled permutations so every survivor
+        // breeds about equally often; the others run binary tournaments over the best
+        // `cull_size` survivors.
+        let nsga3 = cfg.algorithm == Algorithm::Nsga3;
+        let mating = if nsga3 {
+            self.state.population.len()
+        } else {
+            cfg.cull_size.min(self.state.population.len())
+        }
+        .max(1);
+        let mut order: Vec<usize> = Vec::new();
         let (mut x1, mut on1, mut x2, mut on2) =
             (vec![0.0; n], vec![true; n], vec![0.0; n], vec![true; n]);
         'outer: while self.state.batch.len() < target {
-            let a = self.tournament(mating);
-            let mut b = self.tournament(mating);
+            let mut pick = |engine: &mut Engine| {
+                if !nsga3 {
+                    return engine.tournament(mating);
+                }
+                if order.is_empty() {
+                    order.extend(0..mating);
+                    order.shuffle(&mut engine.state.rng);
+                }
+                order.pop().expect("refilled")
+            };
+            let a = pick(self);
+            let mut b = pick(self);
             if mating > 1 {
                 while b == a {
-                    b = self.tournament(mating);
+                    b = pick(self);
                 }
             }
             let pop = &self.state.population;
