@@ -17,7 +17,6 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml $(RUST_SOURCES)
 	$(PY) -m pip install -q "maturin>=1.9,<2"
-	$(PY) -m pip install -q "numpy>=1.26" "pydantic>=2.7" "pytest>=8" "hypothesis>=6.100" "mypy>=1.10"
 	source $(VENV)/bin/activate && maturin develop --release --extras test -q
 	touch $(STAMP)
 

@@ -8,30 +8,61 @@ from genetune._core import __version__ as __version__
 from genetune.config import EngineKind, ProblemType, SearchConfiguration
 from genetune.engine import Engine
 from genetune.exceptions import (
+    CheckpointMismatchError,
     ConfigurationError,
     GenetuneError,
     InternalError,
+    ObjectiveReturnError,
+    SearchFailedError,
     SearchSpaceError,
     SearchSpaceExhaustedWarning,
     StateError,
     TellError,
 )
-from genetune.scores import INVALID_SCORE, normalize_scores
+from genetune.results import SearchResult
+from genetune.scores import BASELINE_CONFIG, INVALID_SCORE, Score, normalize_scores
+from genetune.search import Search
+from genetune.settings import Settings, get_settings
+from genetune.workers import (
+    AsyncWorker,
+    BaseWorker,
+    IsolatedWorker,
+    IsoMultiProcessWorker,
+    MultiProcessWorker,
+    SequentialWorker,
+    WorkerTypes,
+)
 
 __all__ = [
+    "BASELINE_CONFIG",
     "INVALID_SCORE",
+    "AsyncWorker",
+    "BaseWorker",
     "Candidate",
+    "CheckpointMismatchError",
     "ConfigurationError",
     "Engine",
     "EngineKind",
     "GenetuneError",
     "InternalError",
+    "IsoMultiProcessWorker",
+    "IsolatedWorker",
+    "MultiProcessWorker",
+    "ObjectiveReturnError",
     "ProblemType",
+    "Score",
+    "Search",
     "SearchConfiguration",
+    "SearchFailedError",
+    "SearchResult",
     "SearchSpaceError",
     "SearchSpaceExhaustedWarning",
+    "SequentialWorker",
+    "Settings",
     "StateError",
     "TellError",
+    "WorkerTypes",
+    "get_settings",
     "normalize_scores",
     "search_spaces",
 ]

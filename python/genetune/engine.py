@@ -11,11 +11,17 @@ from numpy.typing import ArrayLike, NDArray
 
 from genetune._core import Candidate, CoreEngine
 from genetune.config import SearchConfiguration, as_search_configuration
-from genetune.exceptions import SearchSpaceExhaustedWarning, StateError, TellError
+from genetune.exceptions import ConfigurationError, SearchSpaceExhaustedWarning, StateError, TellError
 from genetune.scores import score_matrix
 from genetune.search_spaces import SearchSpace, compile_space, space_from_spec
 
 __all__ = ["Candidate", "Engine"]
+
+
+def _count(n: int | None) -> int | None:
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+        raise ValueError(f"n must be a non-negative int or None, got {n!r}")
+    return n
 
 
 class Engine:
@@ -41,6 +47,8 @@ class Engine:
         seed: int | None = None,
     ) -> None:
         config = as_search_configuration(search_config)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64):
+            raise ConfigurationError(f"seed must be an int within [0, 2**64), got {seed!r}")
         spec = compile_space(search_space)
         meta = json.dumps({"config": config.model_dump(mode="json"), "space": spec})
         core = CoreEngine(json.dumps(spec), json.dumps(config.engine_config()), config.seed if seed is None else seed, meta)
@@ -57,7 +65,7 @@ class Engine:
     def ask(self, n: int | None = None) -> list[Candidate]:
         """Up to ``n`` (default: all remaining) not-yet-asked candidates of the current generation.
         Empty once they are all out (tell them to get the next generation) or the search is done."""
-        candidates = self._core.ask(n)
+        candidates = self._core.ask(_count(n))
         self._report_exhaustion()
         return candidates
 
@@ -65,7 +73,7 @@ class Engine:
         """Like :meth:`ask`, as ``(ids, X)``: one column of ``X`` per parameter, in
         :attr:`parameter_names` order: the value for ranges, the index for choices, 0 for
         literals, NaN when knocked out."""
-        ids, x = self._core.ask_array(n)
+        ids, x = self._core.ask_array(_count(n))
         self._report_exhaustion()
         return ids, x
 

@@ -29,3 +29,25 @@ class InternalError(GenetuneError, RuntimeError):
 
 class SearchSpaceExhaustedWarning(UserWarning):
     """The engine ran out of untried candidates, so the search ends early."""
+
+
+class ObjectiveReturnError(GenetuneError, TypeError):
+    """The objective returned a value of the wrong type or count; the search stops (as CompileIQ).
+    Raised by a search, it carries ``result`` and ``run_folder`` like SearchFailedError."""
+
+    result: object = None
+    run_folder: object = None
+
+
+class SearchFailedError(GenetuneError, RuntimeError):
+    """A search stopped early. Nothing measured is lost: ``result`` holds every row measured so
+    far and ``run_folder`` the checkpoint to resume from."""
+
+    def __init__(self, message: str, result: object = None, run_folder: object = None) -> None:
+        super().__init__(message)
+        self.result = result
+        self.run_folder = run_folder
+
+
+class CheckpointMismatchError(GenetuneError, ValueError):
+    """A checkpoint was made for a different search space or configuration."""

@@ -4,15 +4,54 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from pydantic import BaseModel, ConfigDict, Field
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from genetune import _core
 
-__all__ = ["INVALID_SCORE", "normalize_scores", "score_matrix"]
+__all__ = ["BASELINE_CONFIG", "INVALID_SCORE", "Score", "normalize_scores", "score_matrix"]
 
 #: What an objective returns (or what a failed evaluation is recorded as) for "no valid score".
 INVALID_SCORE: Final = "*"
+
+#: The params the objective receives for the baseline measurement (``normalize=True``).
+BASELINE_CONFIG: Final[dict[str, Any]] = {}
+
+
+class Score(BaseModel):
+    """One evaluation's outcome, as workers return it (CompileIQ's contract, plus ``reason``,
+    ``duration_s`` and structured ``metadata``).
+
+    ``score`` is a number (one objective), a tuple of numbers, or ``"*"`` (INVALID); NaN/inf
+    count as INVALID too.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    param_id: int | str
+    params: Any
+    score: Any
+    norm_score: Any = None
+    num_objectives: int = 1
+    is_baseline: bool = False
+    reason: str = ""
+    duration_s: float = 0.0
+    metadata: dict[str, Any] | str = Field(default_factory=dict)
+
+    def values(self) -> tuple[float, ...]:
+        """The raw scores as floats, NaN where invalid."""
+        raw = self.score
+        if isinstance(raw, str) or raw is None:
+            return (float("nan"),) * self.num_objectives
+        items = raw if isinstance(raw, list | tuple | np.ndarray) else (raw,)
+        out = tuple(_as_float(v) if not isinstance(v, str) else float("nan") for v in items)
+        return tuple(v if np.isfinite(v) else float("nan") for v in out)
+
+    @property
+    def failed(self) -> bool:
+        return not all(np.isfinite(self.values()))
 
 
 def _as_float(value: Any) -> float:

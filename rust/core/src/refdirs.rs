@@ -37,6 +37,10 @@ pub fn das_dennis(m: usize, p: usize) -> Vec<f64> {
 /// The reference directions NSGA-III uses for a population of `pool_size`: the largest
 /// Das–Dennis set that fits, pulled half-way toward `weights` when given.
 pub fn reference_directions(m: usize, pool_size: usize, weights: Option<&[f64]>) -> Vec<f64> {
+    if m <= 1 {
+        // One objective has one direction, however many partitions.
+        return vec![1.0; m];
+    }
     let mut p = 1;
     while das_dennis_count(m, p + 1) <= pool_size as u128 {
         p += 1;
@@ -151,6 +155,7 @@ mod tests {
         assert_eq!(das_dennis_count(3, 12), 91);
         assert_eq!(reference_directions(3, 100, None).len() / 3, 91);
         assert_eq!(reference_directions(2, 100, None).len() / 2, 100);
+        assert_eq!(reference_directions(1, 100, None), vec![1.0]);
     }
 
     #[test]

@@ -292,7 +292,8 @@ impl Param {
                         }
                     }
                 };
-                let seed_bounds = Self::compile_seed(path, &domain, lo, hi, *seed_low, *seed_high)?;
+                let seed_bounds =
+                    Self::compile_seed(path, &domain, (*start, *end), *seed_low, *seed_high)?;
                 Ok(Param {
                     path: path.to_owned(),
                     domain,
@@ -354,8 +355,7 @@ impl Param {
     fn compile_seed(
         path: &str,
         domain: &Domain,
-        lo: f64,
-        hi: f64,
+        (start, end): (Num, Num),
         seed_low: Option<Num>,
         seed_high: Option<Num>,
     ) -> Result<Option<(f64, f64)>> {
@@ -363,27 +363,57 @@ impl Param {
             return Ok(None);
         }
         // A half-given seed range extends to the range's own end.
-        let sl = seed_low.map_or(lo, Num::as_f64);
-        let sh = seed_high.map_or(hi, Num::as_f64);
-        if !sl.is_finite() || !sh.is_finite() || sl < lo || sh > hi || sh < sl {
+        let (low, high) = (seed_low.unwrap_or(start), seed_high.unwrap_or(end));
+        // Ints compare exactly: f64 cannot tell 2^62 from 2^62 + 1.
+        let cmp = |a: Num, b: Num| match (a, b) {
+            (Num::Int(x), Num::Int(y)) => x.cmp(&y),
+            _ => a.as_f64().total_cmp(&b.as_f64()),
+        };
+        use std::cmp::Ordering::{Greater, Less};
+        if !(low.as_f64().is_finite() && high.as_f64().is_finite())
+            || cmp(low, start) == Less
+            || cmp(high, end) == Greater
+            || cmp(high, low) == Less
+        {
             return Err(Error::space(
                 path,
-                format!("seed range [{sl}, {sh}] must lie within [{lo}, {hi}] with seed_low <= seed_high"),
+                format!(
+                    "seed range [{}, {}] must lie within [{}, {}] with seed_low <= seed_high",
+                    low.as_f64(),
+                    high.as_f64(),
+                    start.as_f64(),
+                    end.as_f64()
+                ),
             ));
         }
         match *domain {
-            Domain::Continuous { .. } => Ok(Some((sl, sh))),
-            Domain::IntGrid { start, step, .. } => {
-                let (s, st) = (start as f64, step as f64);
-                Self::grid_seed(path, ((sl - s) / st).ceil(), ((sh - s) / st).floor())
+            Domain::Continuous { .. } => Ok(Some((low.as_f64(), high.as_f64()))),
+            Domain::IntGrid {
+                start: s,
+                step,
+                levels,
+            } => {
+                let (s, st) = (s as i128, step as i128);
+                let k_lo = match low {
+                    Num::Int(v) => (v as i128 - s + st - 1).div_euclid(st) as f64,
+                    Num::Float(v) => ((v - s as f64) / st as f64).ceil(),
+                };
+                let k_hi = match high {
+                    Num::Int(v) => (v as i128 - s).div_euclid(st) as f64,
+                    Num::Float(v) => ((v - s as f64) / st as f64).floor(),
+                };
+                Self::grid_seed(path, k_lo.max(0.0), k_hi.min((levels - 1) as f64))
             }
-            Domain::FloatGrid { start, step, .. } => {
+            Domain::FloatGrid {
+                start: s,
+                step,
+                levels,
+                ..
+            } => {
                 let eps = 1e-9;
-                Self::grid_seed(
-                    path,
-                    ((sl - start) / step - eps).ceil(),
-                    ((sh - start) / step + eps).floor(),
-                )
+                let k_lo = ((low.as_f64() - s) / step - eps).ceil();
+                let k_hi = ((high.as_f64() - s) / step + eps).floor();
+                Self::grid_seed(path, k_lo.max(0.0), k_hi.min((levels - 1) as f64))
             }
             _ => Ok(None),
         }
@@ -623,6 +653,13 @@ mod tests {
             r#"{"type":"range","start":0,"end":10,"step":4,"seed_low":1,"seed_high":3}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn int_seed_bounds_are_exact_at_64_bits() {
+        let p = range(r#"{"type":"range","start":4611686018427387904,"end":4611686018427387914,"step":1,"seed_low":4611686018427387909}"#).unwrap();
+        assert_eq!(p.seed_bounds, Some((5.0, 10.0)));
+        assert!(range(r#"{"type":"range","start":4611686018427387904,"end":4611686018427387914,"step":1,"seed_low":4611686018427387903}"#).is_err());
     }
 
     #[test]

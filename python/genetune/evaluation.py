@@ -1,0 +1,116 @@
+"""Calling the objective once: timing, failure capture and return-value checks."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from genetune.exceptions import ObjectiveReturnError
+from genetune.scores import INVALID_SCORE, Score
+
+__all__ = ["evaluate", "evaluate_async", "invalid_score", "placement", "scores_from_return"]
+
+_NUMBER = (int, float, np.integer, np.floating)
+
+
+def placement() -> dict[str, Any]:
+    """Where this evaluation runs: process, host and visible GPUs."""
+    return {"pid": os.getpid(), "node": socket.gethostname(), "gpu": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
+def _one(value: Any, where: str) -> float:
+    if isinstance(value, str) and value == INVALID_SCORE:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
+        raise ObjectiveReturnError(
+            f"{where}: the objective returned {value!r} ({type(value).__name__}); expected int | float | {INVALID_SCORE!r}"
+        )
+    return float(value)
+
+
+def scores_from_return(value: Any, num_objectives: int, where: str) -> tuple[tuple[float, ...], str]:
+    """Checks an objective's return value; returns the scores (NaN = invalid) and the reason
+    they are invalid ("" when valid). A wrong type or count raises ObjectiveReturnError."""
+    if isinstance(value, str) and value == INVALID_SCORE:
+        return (math.nan,) * num_objectives, f"objective returned {INVALID_SCORE!r}"
+    if num_objectives == 1:
+        if isinstance(value, list | tuple | np.ndarray):
+            raise ObjectiveReturnError(f"{where}: the objective returned {value!r}; with num_objectives=1 it must return one number")
+        scores: tuple[float, ...] = (_one(value, where),)
+    else:
+        if not isinstance(value, list | tuple | np.ndarray) or len(value) != num_objectives:
+            raise ObjectiveReturnError(
+                f"{where}: the objective returned {value!r}; with num_objectives={num_objectives} "
+                f"it must return a tuple or list of {num_objectives} numbers"
+            )
+        scores = tuple(_one(v, where) for v in value)
+    if all(math.isfinite(v) for v in scores):
+        return scores, ""
+    if any(isinstance(v, str) for v in (value if isinstance(value, list | tuple) else [value])):
+        return tuple(v if math.isfinite(v) else math.nan for v in scores), f"objective returned {INVALID_SCORE!r}"
+    return tuple(v if math.isfinite(v) else math.nan for v in scores), "non-finite score"
+
+
+def invalid_score(param_id: int | str, params: Any, num_objectives: int, reason: str, duration_s: float = 0.0, **metadata: Any) -> Score:
+    """A Score for an evaluation that produced nothing (timeout, crash, exception)."""
+    return Score(
+        param_id=param_id,
+        params=params,
+        score=INVALID_SCORE,
+        num_objectives=num_objectives,
+        reason=reason,
+        duration_s=duration_s,
+        metadata=metadata,
+    )
+
+
+def _exception_reason(err: BaseException) -> str:
+    last = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
+    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+    return f"exception: {type(err).__name__}: {err}{where}"
+
+
+def _score(param_id: int | str, params: Any, num_objectives: int, value: Any, start: float, worker: str) -> Score:
+    scores, reason = scores_from_return(value, num_objectives, f"candidate {param_id} {params!r}")
+    return Score(
+        param_id=param_id,
+        params=params,
+        score=scores if num_objectives > 1 else scores[0],
+        num_objectives=num_objectives,
+        reason=reason,
+        duration_s=time.perf_counter() - start,
+        metadata={"worker": worker, **placement()},
+    )
+
+
+def evaluate(function: Callable[[Any], Any], param_id: int | str, params: Any, num_objectives: int, worker: str) -> Score:
+    """Runs the objective once. An exception makes the candidate INVALID with the reason
+    recorded; a wrong return type or count raises ObjectiveReturnError."""
+    start = time.perf_counter()
+    try:
+        value = function(params)
+    except Exception as err:
+        return invalid_score(param_id, params, num_objectives, _exception_reason(err), time.perf_counter() - start, worker=worker, **placement())
+    return _score(param_id, params, num_objectives, value, start, worker)
+
+
+async def evaluate_async(
+    function: Callable[[Any], Any], param_id: int | str, params: Any, num_objectives: int, worker: str
+) -> Score:
+    """`evaluate` for ``async def`` objectives."""
+    start = time.perf_counter()
+    try:
+        value = function(params)
+        if inspect.isawaitable(value):
+            value = await value
+    except Exception as err:
+        return invalid_score(param_id, params, num_objectives, _exception_reason(err), time.perf_counter() - start, worker=worker, **placement())
+    return _score(param_id, params, num_objectives, value, start, worker)

@@ -1,0 +1,118 @@
+"""Process workers: a pool of processes (`MultiProcessWorker`) or a fresh process per evaluation
+(`IsolatedWorker`). A timeout kills the process running the evaluation, so a hung C call stops
+too; a crashed process makes its candidate INVALID (``crashed: exit code N``)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, ClassVar
+
+import cloudpickle
+from pebble import ProcessExpired, ProcessPool
+
+from genetune.evaluation import evaluate, invalid_score
+from genetune.scores import Score
+from genetune.settings import get_settings
+from genetune.workers.base import BaseWorker
+
+__all__ = ["IsoMultiProcessWorker", "IsolatedWorker", "MultiProcessWorker"]
+
+# Objectives unpickled in this worker process, by the pickle's bytes (one entry per search).
+_functions: dict[bytes, Callable[[Any], Any]] = {}
+
+
+def _evaluate_pickled(blob: bytes, param_id: int | str, params: Any, num_objectives: int, worker: str) -> Score:
+    function = _functions.get(blob)
+    if function is None:
+        _functions.clear()
+        function = _functions[blob] = cloudpickle.loads(blob)
+    return evaluate(function, param_id, params, num_objectives, worker)
+
+
+class MultiProcessWorker(BaseWorker):
+    """A pool of ``num_workers`` processes (default: one per CPU) that stays up for the whole
+    search. Objectives are shipped with cloudpickle, so lambdas and closures work. ``start_method``
+    defaults to the ``GENETUNE_PROCESS_START_METHOD`` setting (forkserver)."""
+
+    respects_num_workers: ClassVar[bool] = True
+    supports_timeout: ClassVar[bool] = True
+    #: Tasks a process runs before it is replaced (0: never replaced).
+    tasks_per_process: ClassVar[int] = 0
+
+    def __init__(self, start_method: str | None = None) -> None:
+        self._start_method = start_method
+        self._pool: ProcessPool | None = None
+        self._pool_size = 0
+
+    def _ensure_pool(self, num_workers: int) -> ProcessPool:
+        if self._pool is None or self._pool_size != num_workers:
+            self.close()
+            method = self._start_method or get_settings().process_start_method
+            context = multiprocessing.get_context(method)
+            if method == "forkserver":
+                # Forked children then start with genetune already imported (≈ms, not ≈1 s).
+                context.set_forkserver_preload(["genetune.workers.process"])
+            self._pool = ProcessPool(max_workers=num_workers, max_tasks=self.tasks_per_process, context=context)
+            self._pool_size = num_workers
+        return self._pool
+
+    def run(
+        self,
+        function: Callable[[Any], Any],
+        params_pool: Sequence[Any],
+        params_ids: Sequence[int | str],
+        num_function_returns: int = 1,
+        **kwargs: Any,
+    ) -> list[Score]:
+        num_workers = kwargs.get("num_workers") or os.cpu_count() or 1
+        timeout = kwargs.get("task_timeout")
+        on_result = kwargs.get("on_result")
+        pool = self._ensure_pool(int(num_workers))
+        blob = cloudpickle.dumps(function)
+        pending: dict[Future[Score], tuple[int | str, Any, float]] = {}
+        for param_id, params in zip(params_ids, params_pool, strict=True):
+            future: Future[Score] = pool.schedule(_evaluate_pickled, args=(blob, param_id, params, num_function_returns, self.name), timeout=timeout)
+            pending[future] = (param_id, params, time.perf_counter())
+        scores: list[Score] = []
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                param_id, params, started = pending.pop(future)
+                score = self._outcome(future, param_id, params, num_function_returns, started, timeout)
+                if on_result is not None:
+                    on_result(score)
+                scores.append(score)
+        return scores
+
+    def _outcome(
+        self, future: Future[Score], param_id: int | str, params: Any, num_objectives: int, started: float, timeout: float | None
+    ) -> Score:
+        elapsed = time.perf_counter() - started
+        try:
+            return future.result()
+        except FutureTimeout:
+            return invalid_score(param_id, params, num_objectives, f"timeout: killed after {timeout} s", elapsed, worker=self.name)
+        except ProcessExpired as err:
+            return invalid_score(param_id, params, num_objectives, f"crashed: exit code {err.exitcode}", elapsed, worker=self.name)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.stop()  # type: ignore[no-untyped-call]
+            self._pool.join()
+            self._pool = None
+
+
+class IsolatedWorker(MultiProcessWorker):
+    """A fresh process for every evaluation (at most ``num_workers`` at once): nothing leaks from
+    one evaluation to the next (CUDA contexts, global state, leaked memory)."""
+
+    tasks_per_process: ClassVar[int] = 1
+
+
+#: CompileIQ's name for the isolated worker.
+IsoMultiProcessWorker = IsolatedWorker
