@@ -86,3 +86,11 @@ async def async_hangs(params: dict[str, Any]) -> float:
 def slow_with_baseline(params: dict[str, Any]) -> float:
     time.sleep(0.05)
     return with_baseline(params)
+
+
+def with_metrics(params: dict[str, Any]) -> float:
+    import genetune
+
+    genetune.log_metric("abs_x", abs(params["x"]))
+    genetune.log_metrics({"nested": {"level_len": len(params["opt"]["level"])}})
+    return quadratic(params)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genetune import search_spaces
+from genetune import search_spaces, trackers
 from genetune._core import Candidate
 from genetune._core import __version__ as __version__
 from genetune.config import EngineKind, ProblemType, SearchConfiguration
@@ -19,6 +19,7 @@ from genetune.exceptions import (
     StateError,
     TellError,
 )
+from genetune.metrics import log_metric, log_metrics, parse_metric_lines
 from genetune.results import SearchResult
 from genetune.scores import BASELINE_CONFIG, INVALID_SCORE, Score, normalize_scores
 from genetune.search import Search
@@ -26,6 +27,7 @@ from genetune.settings import Settings, get_settings
 from genetune.workers import (
     AsyncWorker,
     BaseWorker,
+    DaskWorker,
     IsolatedWorker,
     IsoMultiProcessWorker,
     MultiProcessWorker,
@@ -39,6 +41,7 @@ __all__ = [
     "AsyncWorker",
     "BaseWorker",
     "Candidate",
+    "DaskWorker",
     "CheckpointMismatchError",
     "ConfigurationError",
     "Engine",
@@ -63,6 +66,10 @@ __all__ = [
     "TellError",
     "WorkerTypes",
     "get_settings",
+    "log_metric",
+    "log_metrics",
+    "parse_metric_lines",
     "normalize_scores",
     "search_spaces",
+    "trackers",
 ]

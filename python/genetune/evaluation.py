@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from genetune.exceptions import ObjectiveReturnError
+from genetune.metrics import collect_metrics
 from genetune.scores import INVALID_SCORE, Score
 
 __all__ = ["evaluate", "evaluate_async", "invalid_score", "placement", "scores_from_return"]
@@ -91,15 +92,24 @@ def _score(param_id: int | str, params: Any, num_objectives: int, value: Any, st
     )
 
 
+def _with_metrics(score: Score, metrics: dict[str, Any]) -> Score:
+    if not metrics or not isinstance(score.metadata, dict):
+        return score
+    return score.model_copy(update={"metadata": {**score.metadata, "metrics": dict(metrics)}})
+
+
 def evaluate(function: Callable[[Any], Any], param_id: int | str, params: Any, num_objectives: int, worker: str) -> Score:
     """Runs the objective once. An exception makes the candidate INVALID with the reason
-    recorded; a wrong return type or count raises ObjectiveReturnError."""
+    recorded; a wrong return type or count raises ObjectiveReturnError. Metrics the objective
+    logs (``genetune.log_metric``) land in ``metadata["metrics"]``."""
     start = time.perf_counter()
-    try:
-        value = function(params)
-    except Exception as err:
-        return invalid_score(param_id, params, num_objectives, _exception_reason(err), time.perf_counter() - start, worker=worker, **placement())
-    return _score(param_id, params, num_objectives, value, start, worker)
+    with collect_metrics() as metrics:
+        try:
+            value = function(params)
+        except Exception as err:
+            failed = invalid_score(param_id, params, num_objectives, _exception_reason(err), time.perf_counter() - start, worker=worker, **placement())
+            return _with_metrics(failed, metrics)
+    return _with_metrics(_score(param_id, params, num_objectives, value, start, worker), metrics)
 
 
 async def evaluate_async(
@@ -107,10 +117,12 @@ async def evaluate_async(
 ) -> Score:
     """`evaluate` for ``async def`` objectives."""
     start = time.perf_counter()
-    try:
-        value = function(params)
-        if inspect.isawaitable(value):
-            value = await value
-    except Exception as err:
-        return invalid_score(param_id, params, num_objectives, _exception_reason(err), time.perf_counter() - start, worker=worker, **placement())
-    return _score(param_id, params, num_objectives, value, start, worker)
+    with collect_metrics() as metrics:
+        try:
+            value = function(params)
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as err:
+            failed = invalid_score(param_id, params, num_objectives, _exception_reason(err), time.perf_counter() - start, worker=worker, **placement())
+            return _with_metrics(failed, metrics)
+    return _with_metrics(_score(param_id, params, num_objectives, value, start, worker), metrics)

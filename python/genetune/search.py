@@ -33,6 +33,8 @@ from genetune.results import SearchResult
 from genetune.scores import BASELINE_CONFIG, Score, normalize_scores
 from genetune.search_spaces import SearchSpace, compile_space, space_from_spec
 from genetune.settings import get_settings
+from genetune.manifest import GenerationStats, manifest
+from genetune.trackers import TrackerBus, TrackerConfig, TrackerTypes, build_trackers
 from genetune.workers import BaseWorker, WorkerTypes, make_worker, worker_from_reference, worker_reference
 
 __all__ = ["Search"]
@@ -64,6 +66,8 @@ class Search:
         search_space: SearchSpace,
         search_config: SearchConfiguration | dict[str, Any],
         worker_type: WorkerTypes | str | type[BaseWorker] | BaseWorker = WorkerTypes.DEFAULT,
+        tracker_config: TrackerConfig | TrackerTypes | str | None = None,
+        trackers: list[Any] | None = None,
         cache_folder: str | os.PathLike[str] | None = None,
         dump_results: str | os.PathLike[str] | None = None,
         disable_progress_bar: bool | None = None,
@@ -77,6 +81,8 @@ class Search:
         # Validates the space and configuration now, not at start().
         Engine(search_space, self.search_config, seed=0)
         self.worker = make_worker(worker_type)
+        self.trackers = build_trackers(tracker_config, trackers)
+        self.tracker_report: dict[str, str] = {}
         self.cache_folder = Path(cache_folder).expanduser() if cache_folder is not None else None
         self.dump_results = Path(dump_results).expanduser() if dump_results is not None else None
         self.disable_progress_bar = disable_progress_bar
@@ -126,6 +132,7 @@ class Search:
         search_config: SearchConfiguration | dict[str, Any] | None = None,
         allow_mismatch: bool = False,
         worker_type: WorkerTypes | str | type[BaseWorker] | BaseWorker | None = None,
+        trackers: list[Any] | None = None,
         disable_progress_bar: bool | None = None,
         num_workers: int | None = None,
         task_timeout: float | None = None,
@@ -174,6 +181,8 @@ class Search:
         search.worker = make_worker(worker_type) if worker_type is not None else worker_from_reference(payload["worker"])
         search.cache_folder = folder.parent
         search.dump_results = Path(payload["dump_results"]) if payload.get("dump_results") else None
+        search.trackers = build_trackers(None, trackers)
+        search.tracker_report = {}
         search.disable_progress_bar = disable_progress_bar
         search.exit_on_failure = payload.get("exit_on_failure", True)
         search.run_folder = folder
@@ -290,24 +299,37 @@ class Search:
     ) -> SearchResult:
         self._check_options(num_workers, task_timeout)
         config = engine.config
-        assert config.pool_size is not None
+        assert config.pool_size is not None and config.directions is not None
+        started = time.perf_counter()
         log = EvaluationLog(folder)
         # On resume: the rows of the generations the checkpoint already completed.
         rows: list[Row] = [r for r in finished.values() if r["status"] != "baseline" and r["generation"] < engine.generation]
         disabled = self.disable_progress_bar if self.disable_progress_bar is not None else get_settings().disable_progress_bar
         progress = Progress(config.generations * config.pool_size + int(config.normalize), config.generations, disabled, initial=len(rows))
         persisted_ids: set[Any] = set(finished)
+        stats = GenerationStats([str(d) for d in config.directions], config.normalize)
+        for generation in sorted({r["generation"] for r in rows}):
+            stats.add_generation(generation, [r for r in rows if r["generation"] == generation], 0.0)
+        bus = TrackerBus(self.trackers)
+        config_dump = config.model_dump(mode="json")
+        bus.emit("search_starts", manifest(config_dump, compile_space(self.search_space), engine.parameter_names, engine.seed, str(folder)))
 
         def persist(row: Row) -> None:
             if row["id"] not in persisted_ids:
                 log.append(row)
                 persisted_ids.add(row["id"])
 
+        def candidate(c_id: Any, generation: int, params: Any) -> dict[str, Any]:
+            return {"id": c_id, "generation": generation, "params": params}
+
+        reason = "error"
+        result: SearchResult | None = None
         try:
             baseline_values: tuple[float, ...] | None = None
             baseline_row: Row | None = finished.get("baseline")
             if config.normalize:
                 if baseline_row is None:
+                    bus.emit("pre_objective", candidate("baseline", 0, dict(BASELINE_CONFIG)))
                     scores = self._evaluate([dict(BASELINE_CONFIG)], ["baseline"], num_workers, task_timeout, worker_kwargs, lambda s: None)
                     score = scores["baseline"]
                     if score.failed:
@@ -318,6 +340,7 @@ class Search:
                         )
                     baseline_row = self._row(score, 0, score.values(), status="baseline")
                     persist(baseline_row)
+                    bus.emit("post_objective", candidate("baseline", 0, dict(BASELINE_CONFIG)), baseline_row)
                 baseline_values = tuple(baseline_row["scores"])
                 rows.append(baseline_row)
                 progress.evaluated(False)
@@ -325,30 +348,37 @@ class Search:
 
             while not engine.done:
                 generation = engine.generation
+                generation_started = time.perf_counter()
                 self.current_generation = generation
                 progress.generation(generation)
+                bus.emit("generation_starts", generation)
                 candidates = engine.ask()
                 known = {c.id: finished[c.id] for c in candidates if c.id in finished}
                 todo = [c for c in candidates if c.id not in known]
                 for row in known.values():
                     progress.evaluated(row["status"] != "valid")
+                for c in todo:
+                    bus.emit("pre_objective", candidate(c.id, generation, c.params))
 
                 def on_result(score: Score, generation: int = generation) -> None:
                     row = self._row(score, generation, baseline_values)
                     persist(row)
                     progress.evaluated(row["status"] != "valid")
+                    bus.emit("post_objective", candidate(row["id"], generation, row["params"]), row)
 
                 scores = self._evaluate([c.params for c in todo], [c.id for c in todo], num_workers, task_timeout, worker_kwargs, on_result)
                 new_rows = {i: self._row(s, generation, baseline_values) for i, s in scores.items()}
                 for row in new_rows.values():
-                    persist(row)
+                    if row["id"] not in persisted_ids:  # workers that do not stream results
+                        persist(row)
+                        bus.emit("post_objective", candidate(row["id"], generation, row["params"]), row)
                 generation_rows = [known.get(c.id) or new_rows[c.id] for c in candidates]
                 rows.extend(generation_rows)
                 if generation == 0 and self.exit_on_failure and generation_rows and all(r["status"] != "valid" for r in generation_rows):
-                    reasons = Counter(r["reason"] for r in generation_rows).most_common(3)
+                    common = Counter(r["reason"] for r in generation_rows).most_common(3)
                     raise SearchFailedError(
                         f"All {len(generation_rows)} objective evaluations of the first generation failed "
-                        f"(most common: {'; '.join(f'{n}x {r}' for r, n in reasons)}). "
+                        f"(most common: {'; '.join(f'{n}x {r}' for r, n in common)}). "
                         f"Results so far are kept in {folder}; set exit_on_failure=False to continue regardless.",
                         run_folder=folder,
                     )
@@ -356,9 +386,16 @@ class Search:
                 engine.tell([c.id for c in candidates], told)
                 log.sync()
                 self._checkpoint(engine, folder, baseline_row)
-                self._show_best(progress, rows)
+                generation_stats = stats.add_generation(generation, generation_rows, time.perf_counter() - generation_started)
+                bus.emit("generation_ends", generation, generation_stats)
+                progress.best(tuple(generation_stats["best"]) if generation_stats["best"] else None, generation_stats["pareto_size"])
                 if self.dump_results is not None:
                     self._result(rows).save(self.dump_results)
+            reason = "exhausted" if engine.exhausted else "completed"
+            result = self._result(rows)
+        except KeyboardInterrupt:
+            reason = "stopped"
+            raise
         except (SearchFailedError, ObjectiveReturnError) as err:
             err.result = self._result(rows) if rows else None
             err.run_folder = folder
@@ -367,23 +404,28 @@ class Search:
             log.close()
             progress.close()
             self.worker.close()
+            final = result if result is not None else (self._result(rows) if rows else None)
+            result_csv = final.save(folder / "results.csv") if final is not None else None
+            best = stats.best()
+            bus.emit(
+                "search_ends",
+                reason,
+                {
+                    "reason": reason,
+                    "evaluations": sum(r["status"] != "baseline" for r in rows),
+                    "invalid": sum(r["status"] == "invalid" for r in rows),
+                    "generations": engine.generation,
+                    "best": best,
+                    "pareto_size": None if config.num_objectives == 1 or final is None else len(final.pareto_front()),
+                    "hypervolume": stats.last_hypervolume,
+                    "wall_time_s": time.perf_counter() - started,
+                    "run_folder": str(folder),
+                    "result_csv": str(result_csv) if result_csv is not None else None,
+                },
+            )
+            self.tracker_report = bus.close()
         self.current_generation = engine.generation
-        result = self._result(rows)
+        assert result is not None
         if self.dump_results is not None:
             result.save(self.dump_results)
         return result
-
-    def _show_best(self, progress: Progress, rows: list[Row]) -> None:
-        config = self.search_config
-        valid = [r for r in rows if r["status"] == "valid"]
-        if not valid:
-            return
-        if config.num_objectives > 1:
-            progress.best(None, pareto_size=len(self._result(rows).pareto_front()))
-            return
-        key = "norm_scores" if config.normalize else "scores"
-        assert config.directions is not None
-        sign = 1.0 if str(config.directions[0]) == "min" else -1.0
-        best = min(valid, key=lambda r: sign * r[key][0])
-        progress.best(tuple(best[key]))
-

@@ -11,12 +11,14 @@ import cloudpickle
 
 from genetune.workers.asyncio_worker import AsyncWorker
 from genetune.workers.base import BaseWorker, ResultCallback
+from genetune.workers.dask_worker import DaskWorker
 from genetune.workers.process import IsolatedWorker, IsoMultiProcessWorker, MultiProcessWorker
 from genetune.workers.sequential import SequentialWorker
 
 __all__ = [
     "AsyncWorker",
     "BaseWorker",
+    "DaskWorker",
     "IsoMultiProcessWorker",
     "IsolatedWorker",
     "MultiProcessWorker",
@@ -36,6 +38,7 @@ class WorkerTypes(StrEnum):
     ISOLATED = "isolated"
     ASYNC = "async"
     SEQUENTIAL = "sequential"
+    DASK = "dask"
     DEFAULT = "native"
 
 
@@ -44,6 +47,7 @@ _BY_TYPE: dict[WorkerTypes, type[BaseWorker]] = {
     WorkerTypes.ISOLATED: IsolatedWorker,
     WorkerTypes.ASYNC: AsyncWorker,
     WorkerTypes.SEQUENTIAL: SequentialWorker,
+    WorkerTypes.DASK: DaskWorker,
 }
 
 
@@ -63,13 +67,14 @@ def make_worker(worker_type: Any) -> BaseWorker:
 
 
 def worker_reference(worker: BaseWorker) -> dict[str, str]:
-    """How a checkpoint records the worker: a built-in's name, else the pickled worker."""
-    for member, cls in _BY_TYPE.items():
-        if type(worker) is cls:
-            return {"type": member.value}
+    """How a checkpoint records the worker: pickled with its settings (an address, resources...),
+    else a built-in's name, else the default."""
     try:
         return {"pickled": base64.b64encode(cloudpickle.dumps(worker)).decode("ascii")}
-    except Exception:  # an unpicklable custom worker: resume falls back to the default
+    except Exception:  # an unpicklable custom worker: resume falls back to a built-in
+        for member, cls in _BY_TYPE.items():
+            if type(worker) is cls:
+                return {"type": member.value}
         return {"type": WorkerTypes.DEFAULT.value}
 
 

@@ -100,6 +100,10 @@ class MultiProcessWorker(BaseWorker):
         except ProcessExpired as err:
             return invalid_score(param_id, params, num_objectives, f"crashed: exit code {err.exitcode}", elapsed, worker=self.name)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A live pool stays with its process; a restored worker starts its own.
+        return {**self.__dict__, "_pool": None, "_pool_size": 0}
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.stop()  # type: ignore[no-untyped-call]

@@ -1,0 +1,351 @@
+"""`DaskWorker` on real Dask clusters (all on 127.0.0.1, all stopped at the end): equality with
+the sequential worker, GPU resources, fail-fast, timeouts in child processes, crashes, a Dask
+worker killed mid-generation."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import pytest
+
+import distributed  # noqa: F401 - a dependency of genetune; the tests must never skip
+
+import dask  # noqa: E402
+from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster  # noqa: E402
+
+import genetune as gt  # noqa: E402
+from genetune.exceptions import ObjectiveReturnError  # noqa: E402
+from genetune.workers import worker_from_reference, worker_reference  # noqa: E402
+from genetune.workers.dask_worker import DaskWorker  # noqa: E402
+from tests_support import table  # noqa: E402
+
+import dask_objectives as dobj  # noqa: E402
+import objectives as obj  # noqa: E402
+
+TESTS_DIR = Path(__file__).resolve().parent
+pytestmark = pytest.mark.timeout(180)
+#: Schedulers serve HTTP (health, metrics) even without a dashboard: on a free port, not 8787.
+NO_HTTP_PORT = {"dashboard_address": "127.0.0.1:0"}
+
+
+def config(**kw: Any) -> gt.SearchConfiguration:
+    return gt.SearchConfiguration(**{"generations": 3, "pool_size": 8, "seed": 7, **kw})
+
+
+def search(objective: Any, worker: Any, tmp: Path, cfg: gt.SearchConfiguration | None = None, **kw: Any) -> gt.Search:
+    return gt.Search(objective, obj.SPACE, cfg or config(), worker_type=worker, cache_folder=tmp, disable_progress_bar=True, **kw)
+
+
+def sequential_table(tmp: Path, cfg: gt.SearchConfiguration | None = None) -> list[tuple[Any, ...]]:
+    return table(search(obj.quadratic, "sequential", tmp, cfg).start())
+
+
+def metadata(result: gt.SearchResult) -> list[dict[str, Any]]:
+    return list(result.get_results()["metadata"])
+
+
+# ----- clusters shared by the module -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain_cluster() -> Iterator[LocalCluster]:
+    """2 worker processes × 2 threads, no resources declared."""
+    with LocalCluster(
+        n_workers=2, threads_per_worker=2, processes=True, host="127.0.0.1", dashboard_address=None, scheduler_kwargs=NO_HTTP_PORT
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def gpu_cluster() -> Iterator[SpecCluster]:
+    """dask-cuda's layout with fake GPUs: one worker per GPU (2 threads each, so only the GPU
+    resource limits it to one evaluation at a time) and a rotated CUDA_VISIBLE_DEVICES."""
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False, **NO_HTTP_PORT}}
+    workers = {
+        f"gpu-{i}": {
+            "cls": Nanny,
+            "options": {"host": "127.0.0.1", "nthreads": 2, "resources": {"GPU": 1}, "env": {"CUDA_VISIBLE_DEVICES": f"{i},{1 - i}"}},
+        }
+        for i in range(2)
+    }
+    with SpecCluster(scheduler=scheduler, workers=workers) as cluster, Client(cluster, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+        yield cluster
+
+
+def worker_pids(address: str) -> set[int]:
+    with Client(address, set_as_default=False) as client:
+        return set(client.run(os.getpid).values())
+
+
+# ----- 1. a local cluster gives the sequential worker's table -----------------------------------
+
+
+def test_local_cluster_matches_sequential(tmp_path: Path) -> None:
+    worker = DaskWorker()
+    result = search(obj.quadratic, worker, tmp_path).start(num_workers=2)
+    assert table(result) == sequential_table(tmp_path)
+    meta = metadata(result)
+    assert len(meta) == 24
+    for m in meta:
+        assert m["worker"] == "DaskWorker"
+        assert m["dask_worker"].startswith("tcp://127.0.0.1:")
+        assert m["dask_worker_name"] in (0, 1)  # a LocalCluster of num_workers=2 workers
+        assert isinstance(m["pid"], int) and m["node"] == socket.gethostname()
+    assert len({m["pid"] for m in meta}) <= 2
+    # The search closed the cluster it started; the worker can run again (a new cluster).
+    assert worker.client is None
+    again = search(obj.quadratic, worker, tmp_path, config(generations=1)).start(num_workers=1)
+    assert {m["dask_worker_name"] for m in metadata(again)} == {0}
+    assert worker.client is None
+
+
+# ----- 2. GPU resources: one evaluation per GPU at a time -----------------------------------------
+
+
+def overlaps(meta: list[dict[str, Any]]) -> dict[str, int]:
+    """Per Dask worker, how many pairs of its evaluations ran at the same time."""
+    by_worker: dict[str, list[tuple[float, float]]] = {}
+    for m in meta:
+        by_worker.setdefault(m["dask_worker"], []).append((m["metrics"]["t_start"], m["metrics"]["t_end"]))
+    out = {}
+    for address, intervals in by_worker.items():
+        intervals.sort()
+        out[address] = sum(1 for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False) if start < end)
+    return out
+
+
+def test_gpu_resource_limits_each_worker_to_one_evaluation(gpu_cluster: SpecCluster, tmp_path: Path) -> None:
+    worker = DaskWorker(address=gpu_cluster.scheduler_address, resources={"GPU": 1})
+    with pytest.warns(UserWarning, match="num_workers is ignored"):
+        result = search(dobj.timed, worker, tmp_path).start(num_workers=8)
+    assert table(result) == sequential_table(tmp_path)
+    meta = metadata(result)
+    assert overlaps(meta) == dict.fromkeys({m["dask_worker"] for m in meta}, 0)
+    # Both GPUs were used, each evaluation saw its worker's GPU.
+    assert {(m["dask_worker_name"], m["gpu"]) for m in meta} == {("gpu-0", "0,1"), ("gpu-1", "1,0")}
+    # The user's cluster survives the search.
+    with Client(gpu_cluster.scheduler_address, set_as_default=False) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+
+    # Control: without the resource the same workers run 2 evaluations at once (2 threads).
+    free = DaskWorker(address=gpu_cluster.scheduler_address)
+    pool = [{"x": x, "y": 0.5, "opt": {"level": "-O2"}} for x in range(-4, 4)]
+    scores = free.run(dobj.timed, pool, list(range(8)), 1)
+    free.close()
+    assert sum(overlaps([s.metadata for s in scores if isinstance(s.metadata, dict)]).values()) > 0
+
+
+# ----- 3. a resource no worker offers fails at once -----------------------------------------------
+
+
+def test_missing_resource_fails_fast(plain_cluster: LocalCluster, gpu_cluster: SpecCluster, tmp_path: Path) -> None:
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"no Dask worker offers the resources .*missing GPU=1") as info:
+        search(obj.quadratic, DaskWorker(address=plain_cluster.scheduler_address, resources={"GPU": 1}), tmp_path).start()
+    assert "{}" in str(info.value)  # names what the workers offer: nothing
+    with pytest.raises(ValueError, match=r"missing GPU=2.*'GPU': 1"):
+        search(obj.quadratic, DaskWorker(address=gpu_cluster.scheduler_address, resources={"GPU": 2}), tmp_path).start()
+    assert time.perf_counter() - started < 20
+    with pytest.raises(ValueError, match="positive"):
+        DaskWorker(resources={"GPU": 0})
+
+
+def test_local_cluster_with_resources(tmp_path: Path) -> None:
+    cfg = config(generations=1)
+    with pytest.raises(ValueError, match=r"missing GPU=1.*cluster_kwargs"):
+        search(obj.quadratic, DaskWorker(n_workers=1, resources={"GPU": 1}), tmp_path, cfg).start()
+    worker = DaskWorker(n_workers=1, resources={"GPU": 1}, cluster_kwargs={"resources": {"GPU": 1}})
+    result = search(obj.quadratic, worker, tmp_path, cfg).start()
+    assert table(result) == sequential_table(tmp_path, cfg)
+    assert worker.client is None
+
+
+# ----- 4. timeouts kill a hung C call -------------------------------------------------------------
+
+
+def test_timeout_kills_a_call_hung_in_c(plain_cluster: LocalCluster, tmp_path: Path) -> None:
+    worker = DaskWorker(address=plain_cluster.scheduler_address)
+    started = time.perf_counter()
+    result = search(obj.hangs_in_c, worker, tmp_path, config(generations=1, pool_size=8)).start(task_timeout=2)
+    elapsed = time.perf_counter() - started
+    df = result.get_results()
+    hung = df[[p["x"] <= 0 for p in df["params"]]]
+    assert len(hung) > 0 and len(hung) < len(df)
+    assert all(r.startswith("timeout: killed after 2 s") for r in hung["reason"])
+    ok = df[[p["x"] > 0 for p in df["params"]]]
+    assert list(ok["score_1"]) == [float(p["x"]) for p in ok["params"]]
+    assert elapsed < 25, elapsed  # 30 s per hung call otherwise
+    assert all(m["dask_worker"].startswith("tcp://127.0.0.1:") for m in df["metadata"])
+
+
+def test_isolated_evaluations_crash_and_fail_per_candidate(plain_cluster: LocalCluster) -> None:
+    address = plain_cluster.scheduler_address
+    pool = [{"x": -1}, {"x": 5}, {"x": 4}, {"x": 3}]
+    worker = DaskWorker(address=address, isolate=True)
+    seen: list[gt.Score] = []
+    scores = {s.param_id: s for s in worker.run(obj.flaky, pool, [0, 1, 2, 3], 1, on_result=seen.append)}
+    assert sorted(s.param_id for s in seen) == [0, 1, 2, 3]
+    assert scores[0].reason.startswith("exception: RuntimeError: negative x -1")
+    assert scores[1].reason == "crashed: exit code 3"  # os._exit(3) ended the child, not the Dask worker
+    assert scores[2].reason == "objective returned '*'"
+    assert scores[3].score == 9.0 and scores[3].reason == ""
+    dask_pids = worker_pids(address)
+    assert isinstance(scores[3].metadata, dict) and scores[3].metadata["pid"] not in dask_pids  # ran in a child
+    assert len(dask_pids) == 2  # no Dask worker died
+    # The fast path runs in the Dask worker process itself.
+    fast = DaskWorker(address=address).run(obj.quadratic, pool[3:], [0], 1)
+    assert isinstance(fast[0].metadata, dict) and fast[0].metadata["pid"] in dask_pids
+    worker.close()
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_wrong_return_type_stops_the_search(plain_cluster: LocalCluster, tmp_path: Path, isolate: bool) -> None:
+    worker = DaskWorker(address=plain_cluster.scheduler_address, isolate=isolate)
+    with pytest.raises(ObjectiveReturnError, match="'fast'"):
+        search(obj.wrong_type, worker, tmp_path, config(generations=1)).start()
+
+
+class ScatteringDaskWorker(DaskWorker):
+    scatter_threshold = 0  # every objective is scattered to the workers
+
+
+def test_scattered_objective_and_pickling(plain_cluster: LocalCluster, tmp_path: Path) -> None:
+    address = plain_cluster.scheduler_address
+    cfg = config(generations=2)
+    assert table(search(obj.quadratic, ScatteringDaskWorker(address=address), tmp_path, cfg).start()) == sequential_table(tmp_path, cfg)
+
+    # A worker holding a connection pickles (checkpoints do that) without it and reconnects.
+    worker = DaskWorker(address=address, resources=None, threads_per_worker=2, isolate=True)
+    worker.run(obj.quadratic, [{"x": 1, "y": 0.0, "opt": {"level": "-O1"}}], [0], 1)
+    assert worker.client is not None
+    clone = cloudpickle.loads(cloudpickle.dumps(worker))
+    assert clone.client is None and clone.address == address and clone.isolate is True
+    restored = worker_from_reference(worker_reference(worker))
+    assert isinstance(restored, DaskWorker) and restored.address == address
+    assert clone.run(obj.quadratic, [{"x": 2, "y": 0.3, "opt": {"level": "-O3"}}], [0], 1)[0].score == 0.25
+    clone.close()
+    worker.close()
+
+    # A Client the caller made: used, never closed; pickled as its scheduler's address.
+    with Client(address, set_as_default=False) as client:
+        mine = DaskWorker(address=client)
+        assert mine.run(obj.quadratic, [{"x": 2, "y": 0.3, "opt": {"level": "-O3"}}], [7], 1)[0].param_id == 7
+        mine.close()
+        assert client.status == "running"
+        assert cloudpickle.loads(cloudpickle.dumps(mine)).address == address
+
+
+# ----- crashes that kill Dask workers -------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_killed_worker_makes_the_candidate_invalid() -> None:
+    """An objective that kills its Dask worker (fast path, no isolation): once Dask gives up
+    (KilledWorker, here at the first death) the candidate is INVALID instead of failing the run;
+    the nanny restarts the worker and the next evaluations go on."""
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        worker = DaskWorker(n_workers=1)
+        try:
+            crashed = worker.run(obj.flaky, [{"x": 5}], [0], 1)
+            fine = worker.run(obj.flaky, [{"x": 2}, {"x": 3}], [1, 2], 1)
+        finally:
+            worker.close()
+    assert crashed[0].reason.startswith("crashed: dask worker died running it 1 time(s)"), crashed[0].reason
+    assert sorted(s.score for s in fine) == [4.0, 9.0]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class WorkerKiller:
+    """A tracker that, once ``after`` results are in, SIGKILLs (with its nanny) a Dask worker
+    that started an evaluation less than 0.1 s ago (the evaluation takes 0.2 s: it cannot have
+    finished)."""
+
+    def __init__(self, processes: dict[str, subprocess.Popen[bytes]], log_dir: Path, after: int = 3) -> None:
+        self.processes = processes
+        self.log_dir = log_dir
+        self.after = after
+        self.rows: list[dict[str, Any]] = []
+        self.killed: tuple[str, list[str]] | None = None  # (worker name, params it was running)
+
+    def post_objective(self, candidate: dict[str, Any], row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if self.killed is not None or len(self.rows) < self.after:
+            return
+        names = {r["metadata"]["pid"]: r["metadata"]["dask_worker_name"] for r in self.rows}
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            for pid, running in dobj.open_evaluations(self.log_dir).items():
+                if pid in names and running and time.time() - max(running.values()) < 0.1:
+                    name = names[pid]
+                    os.killpg(self.processes[name].pid, signal.SIGKILL)
+                    self.processes[name].wait()
+                    self.killed = (name, list(running))
+                    return
+            time.sleep(0.002)
+
+
+@pytest.mark.slow
+def test_dead_worker_mid_generation_loses_nothing(tmp_path: Path) -> None:
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    log_dir = tmp_path / "evaluations-log"
+    log_dir.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        dobj.LOG_DIR_ENV: str(log_dir),
+    }
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    logs = (tmp_path / "dask.log").open("wb")
+
+    def spawn(name: str, *args: str) -> None:
+        processes[name] = subprocess.Popen(
+            [sys.executable, "-m", *args], env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    try:
+        spawn("scheduler", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", "--dashboard-address", "127.0.0.1:0")
+        for name in ("w0", "w1"):
+            spawn(name, "distributed.cli.dask_worker", address, "--nthreads", "1", "--nanny", "--no-dashboard", "--host", "127.0.0.1", "--name", name)
+        with Client(address, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+        killer = WorkerKiller(processes, log_dir)
+        worker = DaskWorker(address=address)
+        result = search(dobj.logged, worker, tmp_path, trackers=[killer]).start()
+        assert killer.killed is not None, "no Dask worker was killed"
+        victim, interrupted = killer.killed
+
+        df = result.get_results()
+        assert len(df) == 24 and df["id"].is_unique  # every candidate exactly once
+        assert list(df["status"]) == ["valid"] * 24
+        assert all(row.score_1 == obj.quadratic(row.params) for row in df.itertuples())
+        # What the killed worker was running was measured again, on the survivor.
+        by_params = {json.dumps(p, sort_keys=True): m for p, m in zip(df["params"], df["metadata"], strict=True)}
+        assert interrupted and all(by_params[key]["dask_worker_name"] != victim for key in interrupted)
+        assert processes[victim].poll() is not None
+        assert {m["dask_worker_name"] for m in df["metadata"]} == {"w0", "w1"}
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            process.wait()
+        logs.close()
