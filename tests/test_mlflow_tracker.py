@@ -7,7 +7,6 @@ freeze it (SIGSTOP) and stop it (SIGTERM) in the middle of a search.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
@@ -671,7 +670,6 @@ def _quadratic(params: dict[str, Any]) -> float:
     return float((params["a"] - 3) ** 2)
 
 
-@pytest.mark.skipif("trackers" not in inspect.signature(gt.Search).parameters, reason="Search has no trackers= parameter yet")
 def test_real_search(sqlite_store: tuple[str, Path], tmp_path: Path) -> None:
     uri, artifacts = sqlite_store
     name = "genetune-real-search"
@@ -702,3 +700,37 @@ def test_real_search(sqlite_store: tuple[str, Path], tmp_path: Path) -> None:
     assert {"config.json", "manifest.json", "summary.json", "results.csv", "results.parquet", "convergence.png"} <= names
     local = _download(client, run.info.run_id, tmp_path / "download")
     assert len(pd.read_parquet(local / "results.parquet")) == len(result.get_results())
+
+
+class StopServerAfter:
+    """Listed after the MLflow tracker, so MLflow has logged ``generation`` when the server stops."""
+
+    def __init__(self, server: Server, generation: int) -> None:
+        self.server, self.generation = server, generation
+
+    def generation_ends(self, generation: int, stats: dict[str, Any]) -> None:
+        if generation == self.generation:
+            self.server.stop()
+
+
+@pytest.mark.slow
+@QUIET_FAILURES
+def test_real_search_completes_when_the_server_stops(server: Server, tmp_path: Path) -> None:
+    tracker = MLflowTracker(experiment_name="genetune-real-outage", tracking_uri=server.uri, retries=2, backoff_s=0.1)
+    log = tmp_path / "events.jsonl"
+    search = gt.Search(
+        _quadratic,
+        {"a": ss.range(0, 100), "b": ss.choice(["x", "y"])},
+        gt.SearchConfiguration(generations=5, pool_size=8, seed=2),
+        worker_type="sequential",
+        trackers=[tracker, StopServerAfter(server, 1), JsonlTracker(log)],
+        cache_folder=tmp_path,
+        disable_progress_bar=True,
+    )
+    started = time.monotonic()
+    result = search.start()
+    assert time.monotonic() - started < 90
+    assert len(result.get_results()) == 40
+    assert search.tracker_report["MLflowTracker"].startswith(("disabled", "1 failure", "2 failure"))
+    events = Counter(json.loads(line)["event"] for line in log.read_text().splitlines())
+    assert events == {"search_starts": 1, "generation_starts": 5, "pre_objective": 40, "post_objective": 40, "generation_ends": 5, "search_ends": 1}
