@@ -27,6 +27,7 @@ __all__ = [
     "LoguruTrackerConfig",
     "MLflowTracker",
     "MLflowTrackerConfig",
+    "PrefectTracker",
     "TrackerBus",
     "TrackerConfig",
     "TrackerTypes",
@@ -84,4 +85,8 @@ def __getattr__(name: str) -> Any:
         from genetune.trackers.mlflow_tracker import MLflowTracker
 
         return MLflowTracker
+    if name == "PrefectTracker":
+        from genetune.trackers.prefect_tracker import PrefectTracker
+
+        return PrefectTracker
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,48 @@
+"""Objectives for the Prefect flow tests, importable by name on Dask workers (``tests/`` is on
+their ``sys.path``/``PYTHONPATH``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import genetune.search_spaces as ss
+
+#: The friendly (JSON/YAML) form of the flow tests' search space.
+SPACE_FRIENDLY: dict[str, Any] = {
+    "x": {"type": "range", "start": -5, "end": 5},
+    "y": {"type": "range", "start": 0.0, "end": 1.0, "step": 0.05},
+    "opt": {"level": {"type": "choice", "values": ["-O1", "-O2", "-O3"]}, "unroll": {"type": "range", "start": 1, "end": 8, "knockout_prob": 0.3}},
+}
+#: The same space built with genetune's constructors.
+SPACE: dict[str, Any] = {
+    "x": ss.range(-5, 5),
+    "y": ss.range(0.0, 1.0, step=0.05),
+    "opt": {"level": ss.choice(["-O1", "-O2", "-O3"]), "unroll": ss.range(1, 8, knockout_prob=0.3)},
+}
+LEVEL = {"-O1": 1.0, "-O2": 0.5, "-O3": 0.25}
+
+
+def quadratic(params: dict[str, Any]) -> float:
+    opt = params["opt"]
+    return (params["x"] - 2) ** 2 + (params["y"] - 0.3) ** 2 + LEVEL[opt["level"]] + 0.01 * opt.get("unroll", 0)
+
+
+def fails_or_hangs(params: dict[str, Any]) -> float:
+    """Raises for a negative ``x``, hangs (a blocking call) for ``x >= 3``."""
+    if params["x"] < 0:
+        raise ValueError("negative x")
+    if params["x"] >= 3:
+        time.sleep(120)
+    return quadratic(params)
+
+
+def _explode() -> Any:
+    raise RuntimeError("this candidate cannot be unpickled here")
+
+
+class Unloadable:
+    """Params that cannot be unpickled in another process: the chunk holding them fails as a whole."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (_explode, ())

@@ -1,0 +1,413 @@
+"""The Prefect flow (`genetune.flows`) on real Prefect (a test harness server) and real Dask
+clusters on 127.0.0.1: equality with the sequential search, artifacts and logs read back from
+the API, GPU resources, shell-command objectives, failures."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+TESTS_DIR = Path(__file__).resolve().parent
+# Before Prefect is imported: an isolated, quiet, offline Prefect home.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="genetune-prefect-home-")
+for _name in ("PREFECT_API_URL", "PREFECT_PROFILE"):
+    os.environ.pop(_name, None)
+os.environ.update(
+    DO_NOT_TRACK="1",
+    PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    PREFECT_SERVER_UI_ENABLED="false",
+    PREFECT_LOGGING_LEVEL="INFO",
+    PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="WARNING",
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90",
+)
+# Dask worker processes (and their evaluation children) import the objectives by name.
+os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+import json  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from distributed import LocalCluster  # noqa: E402
+
+import genetune as gt  # noqa: E402
+from genetune.evaluation import evaluate  # noqa: E402
+from genetune.flows import (  # noqa: E402
+    CommandObjective,
+    PrefectDaskWorker,
+    genetune_search,
+    load_objective,
+    load_search_space,
+)
+from genetune.search_spaces import compile_space  # noqa: E402
+from genetune.trackers.prefect_tracker import PrefectTracker  # noqa: E402
+
+import flow_objectives as fobj  # noqa: E402
+
+pytestmark = pytest.mark.timeout(300)
+CONFIG: dict[str, Any] = {"generations": 3, "pool_size": 8, "seed": 11}
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+
+
+@pytest.fixture(scope="module")
+def gpu_cluster() -> Iterator[LocalCluster]:
+    """2 worker processes × 2 threads, each offering one (fake) GPU."""
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=2,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        resources={"GPU": 1},
+    ) as cluster:
+        yield cluster
+
+
+def table(result: gt.SearchResult) -> dict[tuple[int, Any], tuple[str, Any]]:
+    """(generation, id) -> (params, scores) of every evaluation."""
+    df = result.get_results()
+    score_cols = [c for c in df.columns if c.startswith("score_")]
+    return {
+        (int(r["generation"]), r["id"]): (json.dumps(r["params"], sort_keys=True), tuple(r[c] for c in score_cols))
+        for r in df.to_dict("records")
+    }
+
+
+def run_flow(**kw: Any) -> tuple[Any, dict[str, Any]]:
+    """Runs the flow; returns (flow run id, summary)."""
+    state = genetune_search(return_state=True, **kw)
+    assert state.is_completed(), state.message
+    return state.state_details.flow_run_id, state.result()
+
+
+def artifacts(flow_run_id: Any) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return list(client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))))
+
+
+def wait_for_logs(flow_run_id: Any, needle: str, timeout: float = 15.0) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    deadline = time.monotonic() + timeout
+    messages: list[str] = []
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+        messages = [log.message for log in logs]
+        if any(needle in m for m in messages):
+            break
+        time.sleep(0.5)
+    return messages
+
+
+# ----- without a server ------------------------------------------------------------------------
+
+
+def test_load_objective_import_path_and_command() -> None:
+    assert load_objective("flow_objectives:quadratic") is fobj.quadratic
+    command = load_objective(f'{sys.executable} -c "print(({{x}}-3)**2)"')
+    assert isinstance(command, CommandObjective)
+    assert command({"x": 5}) == 4.0
+    with pytest.raises(ValueError):
+        load_objective("not a path")
+    with pytest.raises(AttributeError):
+        load_objective("flow_objectives:missing")
+
+
+def test_command_objective_score_line_metrics_and_nested_params() -> None:
+    script = "print('noise 1.5'); print('GENETUNE_METRIC compile_s=0.25'); print('GENETUNE_SCORE={opt.unroll}'); print(99)"
+    command = CommandObjective(f'{sys.executable} -c "{script}"')
+    score = evaluate(command, 0, {"opt": {"unroll": 4}}, 1, "test")
+    assert score.score == 4.0
+    assert score.metadata["metrics"] == {"compile_s": 0.25}
+    assert CommandObjective("bench -u {unroll} -l {level}").command({"opt": {"unroll": 3}}) == "bench -u 3 -l "
+    failing = CommandObjective(f'{sys.executable} -c "import sys; sys.exit(3)"')
+    bad = evaluate(failing, 1, {}, 1, "test")
+    assert bad.failed and "status 3" in bad.reason
+
+
+def test_load_search_space_forms(tmp_path: Path) -> None:
+    spec = compile_space(fobj.SPACE)
+    assert compile_space(load_search_space(spec)) == spec
+    assert compile_space(load_search_space(fobj.SPACE_FRIENDLY)) == spec
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(fobj.SPACE_FRIENDLY, sort_keys=False))
+    assert compile_space(load_search_space(str(path))) == spec
+    json_path = tmp_path / "space.json"
+    json_path.write_text(json.dumps(spec))
+    assert compile_space(load_search_space(str(json_path))) == spec
+    with pytest.raises(gt.SearchSpaceError):
+        load_search_space({"x": {"type": "range", "start": 0}})
+
+
+def test_tracker_outside_a_run_does_nothing() -> None:
+    tracker = PrefectTracker()
+    assert not tracker.active
+    tracker.search_starts({"config": {"generations": 1}})
+    tracker.generation_ends(0, {"best": [1.0]})
+    tracker.search_ends("completed", {})
+    assert tracker.artifact_keys == []
+
+
+def test_worker_outside_a_flow_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="inside a running Prefect flow"):
+        PrefectDaskWorker().run(fobj.quadratic, [{"x": 1}], [0], 1)
+
+
+# ----- the flow on Dask ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_flow_matches_sequential_with_artifacts_and_logs(prefect_api: None, gpu_cluster: LocalCluster, tmp_path: Path) -> None:
+    expected = gt.Search(fobj.quadratic, fobj.SPACE, CONFIG, worker_type="sequential", cache_folder=tmp_path / "seq", disable_progress_bar=True).start()
+    flow_run_id, summary = run_flow(
+        objective="flow_objectives:quadratic",
+        search_space=fobj.SPACE_FRIENDLY,
+        search_config=CONFIG,
+        dask_address=gpu_cluster.scheduler_address,
+        chunk_size=3,
+        cache_folder=str(tmp_path / "flow"),
+    )
+    result = gt.SearchResult.from_csv(summary["result_csv"])
+    assert table(result) == table(expected)
+    assert Path(summary["run_folder"]).is_dir()
+    assert summary["evaluations"] == len(expected)
+    df = result.get_results()
+    assert all(m.get("dask_worker", "").startswith("tcp://127.0.0.1") for m in df["metadata"])
+    assert {m["chunk"] for m in df["metadata"]} == {0, 1, 2}  # 8 candidates in chunks of 3
+
+    arts = artifacts(flow_run_id)
+    by_key: dict[str, list[Any]] = {}
+    for a in arts:
+        by_key.setdefault(a.key, []).append(a)
+    assert by_key["genetune-progress"][0].type == "progress"
+    assert float(by_key["genetune-progress"][0].data) == 100.0
+    for generation in range(3):
+        (gen_table,) = by_key[f"genetune-generation-{generation}"]
+        assert gen_table.type == "table"
+        rows = json.loads(gen_table.data)
+        assert len(rows) == 8 and rows[0]["rank"] == 1
+    (summary_md,) = by_key["genetune-summary"]
+    assert summary_md.type == "markdown" and "completed" in summary_md.data and "Best configurations" in summary_md.data
+
+    messages = wait_for_logs(flow_run_id, "Generation 2 ended")
+    assert any("Generation 0 ended" in m for m in messages), messages
+    assert any("Generation 2 ended" in m for m in messages), messages
+
+
+@pytest.mark.slow
+def test_flow_with_gpu_resources_and_resume(prefect_api: None, gpu_cluster: LocalCluster, tmp_path: Path) -> None:
+    _, summary = run_flow(
+        objective="flow_objectives:quadratic",
+        search_space=compile_space(fobj.SPACE),
+        search_config=CONFIG,
+        dask_address=gpu_cluster.scheduler_address,
+        resources={"GPU": 1},
+        cache_folder=str(tmp_path),
+    )
+    first = gt.SearchResult.from_csv(summary["result_csv"])
+    assert len(first) == 24
+    # Resuming a finished run reads it back and evaluates nothing again.
+    _, resumed = run_flow(
+        objective="flow_objectives:quadratic",
+        search_space={},
+        search_config={},
+        dask_address=gpu_cluster.scheduler_address,
+        resources={"GPU": 1},
+        resume_from=summary["run_folder"],
+    )
+    assert resumed["run_folder"] == summary["run_folder"]
+    assert table(gt.SearchResult.from_csv(resumed["result_csv"])) == table(first)
+
+
+@pytest.mark.slow
+def test_flow_refuses_resources_no_worker_offers(prefect_api: None, gpu_cluster: LocalCluster, tmp_path: Path) -> None:
+    state = genetune_search(
+        objective="flow_objectives:quadratic",
+        search_space=fobj.SPACE_FRIENDLY,
+        search_config=CONFIG,
+        dask_address=gpu_cluster.scheduler_address,
+        resources={"TPU": 1},
+        cache_folder=str(tmp_path),
+        return_state=True,
+    )
+    assert state.is_failed()
+    with pytest.raises(ValueError, match="no Dask worker offers"):
+        state.result()
+
+
+@pytest.mark.slow
+def test_flow_exceptions_and_hung_evaluations_are_per_candidate(prefect_api: None, gpu_cluster: LocalCluster, tmp_path: Path) -> None:
+    _, summary = run_flow(
+        objective="flow_objectives:fails_or_hangs",
+        search_space=fobj.SPACE_FRIENDLY,
+        search_config={**CONFIG, "generations": 1},
+        dask_address=gpu_cluster.scheduler_address,
+        task_timeout=2.0,
+        cache_folder=str(tmp_path),
+    )
+    records = gt.SearchResult.from_csv(summary["result_csv"]).get_results().to_dict("records")
+    negative = [r for r in records if r["params"]["x"] < 0]
+    hung = [r for r in records if r["params"]["x"] >= 3]
+    fine = [r for r in records if 0 <= r["params"]["x"] < 3]
+    assert negative and hung and fine, [r["params"]["x"] for r in records]
+    assert all(r["status"] == "invalid" and "negative x" in r["reason"] for r in negative)
+    assert all(r["status"] == "invalid" and r["reason"].startswith("timeout: killed after 2 s") for r in hung)
+    assert all(r["status"] == "valid" for r in fine)
+
+
+@pytest.mark.slow
+def test_flow_shell_command_on_its_own_local_cluster(prefect_api: None, tmp_path: Path) -> None:
+    _, summary = run_flow(
+        objective=f'{sys.executable} -c "print(({{x}}-3)**2)"',
+        search_space={"x": {"type": "range", "start": -10, "end": 10}},
+        search_config={"generations": 2, "pool_size": 6, "seed": 3},
+        n_workers=1,
+        cache_folder=str(tmp_path),
+    )
+    df = gt.SearchResult.from_csv(summary["result_csv"]).get_results()
+    assert len(df) == 12
+    for r in df.to_dict("records"):
+        assert r["status"] == "valid" and r["score_1"] == (r["params"]["x"] - 3) ** 2
+    assert summary["best"]
+
+
+@pytest.mark.slow
+def test_a_failed_chunk_makes_its_candidates_invalid(prefect_api: None, gpu_cluster: LocalCluster) -> None:
+    from prefect import flow
+    from prefect_dask import DaskTaskRunner
+
+    good = {"x": 1, "y": 0.3, "opt": {"level": "-O2"}}
+
+    @flow
+    def one_generation(address: str) -> list[gt.Score]:
+        with DaskTaskRunner(address=address) as runner:
+            worker = PrefectDaskWorker(task_runner=runner, chunk_size=2)
+            scores = worker.run(fobj.quadratic, [good, good, fobj.Unloadable(), good], [0, 1, 2, 3], 1)
+            assert worker.last_chunk_sizes == [2, 2]
+            return scores
+
+    state = one_generation(gpu_cluster.scheduler_address, return_state=True)
+    assert state.is_completed(), state.message
+    by_id = {s.param_id: s for s in state.result()}
+    assert sorted(by_id) == [0, 1, 2, 3]
+    assert not by_id[0].failed and not by_id[1].failed
+    for i in (2, 3):
+        assert by_id[i].failed and by_id[i].reason.startswith("exception: chunk failed:"), by_id[i].reason
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _stop(proc: Any) -> None:
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(15)
+
+
+@pytest.mark.slow
+def test_served_deployment_end_to_end(tmp_path: Path) -> None:
+    """`prefect server start` on 127.0.0.1, `python flows/genetune_search.py` serving the
+    deployment, a run triggered with `run_deployment` (about 30 s)."""
+    import subprocess
+    import urllib.request
+
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    repo = TESTS_DIR.parent
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    }
+    server_log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
+        env=env, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    serve = None
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
+            time.sleep(0.5)
+        serve_log = (tmp_path / "serve.log").open("w")
+        serve = subprocess.Popen(
+            [sys.executable, str(repo / "flows" / "genetune_search.py")],
+            env={**env, "PREFECT_API_URL": url, "GENETUNE_DEPLOYMENT": "e2e"},
+            cwd=repo, stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            deadline = time.monotonic() + 60
+            while True:  # until the served deployment is registered
+                from prefect.client.orchestration import get_client
+
+                try:
+                    with get_client(sync_client=True) as client:
+                        client.read_deployment_by_name("genetune-search/e2e")
+                    break
+                except Exception:
+                    assert serve.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
+                    time.sleep(0.5)
+            flow_run = run_deployment(
+                "genetune-search/e2e",
+                parameters={
+                    "objective": "flow_objectives:quadratic",
+                    "search_space": fobj.SPACE_FRIENDLY,
+                    "search_config": {"generations": 2, "pool_size": 6, "seed": 5},
+                    "n_workers": 1,
+                    "cache_folder": str(tmp_path / "runs"),
+                },
+                timeout=150,
+                poll_interval=0.5,
+            )
+        assert flow_run.state is not None and flow_run.state.is_completed(), (
+            flow_run.state,
+            (tmp_path / "serve.log").read_text()[-3000:],
+        )
+        (folder,) = list((tmp_path / "runs").iterdir())
+        assert len(gt.SearchResult.from_csv(folder / "results.csv")) == 12
+    finally:
+        if serve is not None:
+            _stop(serve)
+        _stop(server)
