@@ -46,3 +46,11 @@ class Unloadable:
 
     def __reduce__(self) -> tuple[Any, tuple[()]]:
         return (_explode, ())
+
+
+def logging_quadratic(params: dict[str, Any]) -> float:
+    """``quadratic``, telling loguru what it saw (the line must reach Prefect's run logs)."""
+    from loguru import logger
+
+    logger.info(f"objective saw x={params['x']}")
+    return quadratic(params)

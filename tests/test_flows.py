@@ -179,7 +179,7 @@ def test_worker_outside_a_flow_is_refused() -> None:
 def test_flow_matches_sequential_with_artifacts_and_logs(prefect_api: None, gpu_cluster: LocalCluster, tmp_path: Path) -> None:
     expected = gt.Search(fobj.quadratic, fobj.SPACE, CONFIG, worker_type="sequential", cache_folder=tmp_path / "seq", disable_progress_bar=True).start()
     flow_run_id, summary = run_flow(
-        objective="flow_objectives:quadratic",
+        objective="flow_objectives:logging_quadratic",
         search_space=fobj.SPACE_FRIENDLY,
         search_config=CONFIG,
         dask_address=gpu_cluster.scheduler_address,
@@ -211,6 +211,9 @@ def test_flow_matches_sequential_with_artifacts_and_logs(prefect_api: None, gpu_
     messages = wait_for_logs(flow_run_id, "Generation 2 ended")
     assert any("Generation 0 ended" in m for m in messages), messages
     assert any("Generation 2 ended" in m for m in messages), messages
+    # Loguru records from the objective, on the Dask workers, reach the run logs.
+    messages = wait_for_logs(flow_run_id, "objective saw x=")
+    assert any("objective saw x=" in m for m in messages), messages
 
 
 @pytest.mark.slow

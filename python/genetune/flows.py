@@ -239,6 +239,34 @@ def _evaluate_one(shipped: bytes, token: str, param_id: int | str, params: Any, 
     return evaluate(function, param_id, params, num_objectives, worker)
 
 
+_loguru_bridge: list[int] = []
+
+
+def _forward_to_run_logger(message: Any) -> None:
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        run_logger = get_run_logger()
+    except MissingContextError:  # outside a task run: nothing to attach the record to
+        return
+    record = message.record
+    run_logger.log(record["level"].no, record["message"])
+
+
+def install_loguru_bridge() -> None:
+    """Forwards loguru records logged inside Prefect task runs (the objective's, on the Dask
+    worker) to Prefect's run logs. Idempotent, once per process; genetune's own tracker records
+    are left out (the flow logs those itself)."""
+    if _loguru_bridge:
+        return
+    from loguru import logger
+
+    _loguru_bridge.append(
+        logger.add(_forward_to_run_logger, level="INFO", format="{message}", filter=lambda record: not record["extra"].get("genetune"))
+    )
+
+
 @task(name="genetune-evaluate-chunk", cache_policy=NO_CACHE, persist_result=False, task_run_name="evaluate-chunk-{index}")
 def evaluate_chunk(
     shipped: bytes,
@@ -251,6 +279,7 @@ def evaluate_chunk(
 ) -> list[Score | str]:
     """Evaluates one chunk of candidates in order. Returns a Score per candidate, or stops at the
     first wrong return value with its message (a str: the search must stop)."""
+    install_loguru_bridge()
     where: dict[str, Any] = {}
     try:
         import distributed
