@@ -1,0 +1,7 @@
+"""``python -m genetune run JOB.yaml``."""
+
+import sys
+
+from genetune.cli import main
+
+sys.exit(main())
