@@ -414,3 +414,17 @@ def test_served_deployment_end_to_end(tmp_path: Path) -> None:
         if serve is not None:
             _stop(serve)
         _stop(server)
+
+
+def test_automatic_chunking_adapts_to_evaluation_time() -> None:
+    worker = PrefectDaskWorker()
+    items = [(i, {"x": i}) for i in range(64)]
+    # First generation: one chunk per slot.
+    assert [len(c) for c in worker.chunks(items, 2)] == [32, 32]
+    # 50 ms evaluations: 1.6 s per slot, one extra chunk would cost more than 10 %: still one.
+    worker._mean_duration_s = 0.05
+    assert len(worker.chunks(items, 2)) == 2
+    # 1 s evaluations: 32 s per slot, load balancing is cheap: CHUNKS_PER_SLOT chunks per slot.
+    worker._mean_duration_s = 1.0
+    assert len(worker.chunks(items, 2)) == 8
+    assert [len(c) for c in PrefectDaskWorker(chunk_size=10).chunks(items, 2)] == [10] * 6 + [4]

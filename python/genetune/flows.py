@@ -49,8 +49,12 @@ __all__ = [
     "load_search_space",
 ]
 
-#: How many chunks per Dask worker slot when ``chunk_size`` is None.
-CHUNKS_PER_SLOT = 3
+#: At most this many chunks per Dask worker slot when ``chunk_size`` is None.
+CHUNKS_PER_SLOT = 4
+#: What one Prefect task costs on Dask (≈110-120 ms measured on 2 cores; see benches/README.md).
+TASK_OVERHEAD_S = 0.12
+#: Automatic chunking keeps Prefect's per-task cost under this share of a generation's compute.
+OVERHEAD_SHARE = 0.1
 
 
 # ----- objectives --------------------------------------------------------------------------------
@@ -344,6 +348,7 @@ class PrefectDaskWorker(BaseWorker):
         self.resources = _check_resources(resources)
         self.chunk_size = chunk_size
         self.last_chunk_sizes: list[int] = []
+        self._mean_duration_s: float | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # checkpoints pickle the worker: never the runner
         state = dict(self.__dict__)
@@ -396,7 +401,17 @@ class PrefectDaskWorker(BaseWorker):
         return slots
 
     def chunks(self, items: list[tuple[int | str, Any]], slots: int) -> list[list[tuple[int | str, Any]]]:
-        size = self.chunk_size or max(1, math.ceil(len(items) / (slots * CHUNKS_PER_SLOT)))
+        """``chunk_size`` candidates per chunk; automatically, one chunk per slot, plus more chunks
+        per slot (up to ``CHUNKS_PER_SLOT``, for load balancing) only while the previous
+        generation's evaluation times say their Prefect cost stays under ``OVERHEAD_SHARE``."""
+        if self.chunk_size:
+            size = self.chunk_size
+        else:
+            per_slot = 1
+            if self._mean_duration_s is not None:
+                compute_per_slot = len(items) * self._mean_duration_s / max(slots, 1)
+                per_slot = max(1, min(CHUNKS_PER_SLOT, int(OVERHEAD_SHARE * compute_per_slot / TASK_OVERHEAD_S)))
+            size = max(1, math.ceil(len(items) / (slots * per_slot)))
         return [items[i : i + size] for i in range(0, len(items), size)]
 
     def run(
@@ -446,6 +461,9 @@ class PrefectDaskWorker(BaseWorker):
                 scores.append(value)
         if wrong is not None:
             raise ObjectiveReturnError(wrong)
+        durations = [s.duration_s for s in scores if s.duration_s > 0]
+        if durations:
+            self._mean_duration_s = sum(durations) / len(durations)
         return scores
 
 
