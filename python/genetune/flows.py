@@ -15,7 +15,6 @@ its own ephemeral Prefect server (slow, and they compete for one SQLite file).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -26,7 +25,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import cloudpickle
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
@@ -37,6 +35,7 @@ from genetune.evaluation import evaluate, invalid_score, placement
 from genetune.exceptions import ObjectiveReturnError
 from genetune.metrics import log_metric, parse_metric_lines
 from genetune.scores import Score
+from genetune.shipping import pack, unpack
 from genetune.search_spaces import Parameter, SearchSpace, space_from_spec
 from genetune.workers.base import BaseWorker
 
@@ -232,12 +231,12 @@ def load_config(config: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str,
 
 
 def _evaluate_one(shipped: bytes, token: str, param_id: int | str, params: Any, num_objectives: int, worker: str, timeout: float | None) -> Score:
-    from genetune.workers.dask_worker import _evaluate_in_child, _load, _load_failed
+    from genetune.workers.dask_worker import _evaluate_in_child, _load_failed
 
     if timeout is not None:
         return _evaluate_in_child(token, shipped, param_id, params, num_objectives, worker, timeout)
     try:
-        function = _load(token, shipped)
+        function = unpack(token, shipped)
     except Exception as err:
         return _load_failed(param_id, params, num_objectives, worker, err)
     return evaluate(function, param_id, params, num_objectives, worker)
@@ -431,8 +430,7 @@ class PrefectDaskWorker(BaseWorker):
         items = list(zip(params_ids, params_pool, strict=True))
         chunks = self.chunks(items, slots)
         self.last_chunk_sizes = [len(c) for c in chunks]
-        blob = cloudpickle.dumps(function)
-        token = hashlib.sha256(blob).hexdigest()
+        token, blob = pack(function)
         parameters: dict[str, Any] = {
             "shipped": unmapped(blob),
             "token": unmapped(token),

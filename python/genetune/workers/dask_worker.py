@@ -22,7 +22,6 @@ runs its tasks elsewhere; a task whose workers keep dying (``KilledWorker``) bec
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -38,6 +37,7 @@ import cloudpickle
 
 from genetune.evaluation import evaluate, invalid_score, placement
 from genetune.scores import Score
+from genetune.shipping import pack, unpack
 from genetune.workers.base import BaseWorker
 
 if TYPE_CHECKING:
@@ -46,25 +46,11 @@ if TYPE_CHECKING:
 __all__ = ["DaskWorker"]
 
 # Objectives unpickled in this Dask worker process, by the sha256 of their pickle.
-_functions: dict[str, Callable[[Any], Any]] = {}
-_functions_lock = threading.Lock()
-_MAX_CACHED = 8  # several searches may share one cluster
-
 # How the child process is started (``-c``, not ``-m``: no runpy warning if the package
 # imports this module).
 _CHILD_CODE = "from genetune.workers.dask_worker import _child_main; _child_main()"
 #: How long a child process may take to start and load the objective (not part of task_timeout).
 CHILD_START_TIMEOUT_S = 120.0
-
-
-def _load(token: str, blob: bytes) -> Callable[[Any], Any]:
-    with _functions_lock:
-        function = _functions.get(token)
-        if function is None:
-            if len(_functions) >= _MAX_CACHED:
-                _functions.clear()
-            function = _functions[token] = cloudpickle.loads(blob)
-        return function
 
 
 def _load_failed(param_id: int | str, params: Any, num_objectives: int, worker: str, err: BaseException) -> Score:
@@ -208,7 +194,7 @@ def _dask_task(
         score = _evaluate_in_child(token, shipped, param_id, params, num_objectives, worker, timeout)
     else:
         try:
-            function = _load(token, shipped)
+            function = unpack(token, shipped)
         except Exception as err:
             score = _load_failed(param_id, params, num_objectives, worker, err)
         else:
@@ -373,8 +359,7 @@ class DaskWorker(BaseWorker):
         isolate = bool(self.isolate) or timeout is not None
         client = self._ensure_client(num_workers)
         self._check_cluster(client)
-        blob = cloudpickle.dumps(function)
-        token = hashlib.sha256(blob).hexdigest()
+        token, blob = pack(function)
         shipped: Any = blob
         if len(blob) > self.scatter_threshold:  # once to every worker, not inside every task
             shipped = client.scatter(blob, broadcast=True, hash=False)  # type: ignore[no-untyped-call]

@@ -12,26 +12,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, ClassVar
 
-import cloudpickle
 from pebble import ProcessExpired, ProcessPool
 
 from genetune.evaluation import evaluate, invalid_score
 from genetune.scores import Score
+from genetune.shipping import pack, unpack
 from genetune.settings import get_settings
 from genetune.workers.base import BaseWorker
 
 __all__ = ["IsoMultiProcessWorker", "IsolatedWorker", "MultiProcessWorker"]
 
-# Objectives unpickled in this worker process, by the pickle's bytes (one entry per search).
-_functions: dict[bytes, Callable[[Any], Any]] = {}
-
-
-def _evaluate_pickled(blob: bytes, param_id: int | str, params: Any, num_objectives: int, worker: str) -> Score:
-    function = _functions.get(blob)
-    if function is None:
-        _functions.clear()
-        function = _functions[blob] = cloudpickle.loads(blob)
-    return evaluate(function, param_id, params, num_objectives, worker)
+def _evaluate_pickled(token: str, blob: bytes, param_id: int | str, params: Any, num_objectives: int, worker: str) -> Score:
+    return evaluate(unpack(token, blob), param_id, params, num_objectives, worker)
 
 
 class MultiProcessWorker(BaseWorker):
@@ -73,10 +65,10 @@ class MultiProcessWorker(BaseWorker):
         timeout = kwargs.get("task_timeout")
         on_result = kwargs.get("on_result")
         pool = self._ensure_pool(int(num_workers))
-        blob = cloudpickle.dumps(function)
+        token, blob = pack(function)
         pending: dict[Future[Score], tuple[int | str, Any, float]] = {}
         for param_id, params in zip(params_ids, params_pool, strict=True):
-            future: Future[Score] = pool.schedule(_evaluate_pickled, args=(blob, param_id, params, num_function_returns, self.name), timeout=timeout)
+            future: Future[Score] = pool.schedule(_evaluate_pickled, args=(token, blob, param_id, params, num_function_returns, self.name), timeout=timeout)
             pending[future] = (param_id, params, time.perf_counter())
         scores: list[Score] = []
         while pending:
