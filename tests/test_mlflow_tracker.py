@@ -598,6 +598,10 @@ def _outage(server: Server, tmp_path: Path, name: str, sig: int, **options: Any)
     history = MlflowClient(tracking_uri=server.uri).get_metric_history(tracker.run_id or "", "best")
     assert sorted(h.step for h in history) == [0, 1]
     server.signal(sig)
+    if sig == signal.SIGTERM and server.proc is not None:
+        # A stopping server drains gracefully and may still answer a request or two: the outage
+        # starts once it has exited.
+        server.proc.wait(60)
     t = time.monotonic()
     for g in range(2, 5):
         search.generation(g)
