@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from genetune.exceptions import ObjectiveReturnError
+from genetune.exceptions import InvalidCandidate, ObjectiveReturnError
 from genetune.metrics import collect_metrics
 from genetune.scores import INVALID_SCORE, Score
 
@@ -74,6 +74,8 @@ def invalid_score(param_id: int | str, params: Any, num_objectives: int, reason:
 
 
 def _exception_reason(err: BaseException) -> str:
+    if isinstance(err, InvalidCandidate):
+        return err.reason
     last = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
     where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
     return f"exception: {type(err).__name__}: {err}{where}"

@@ -31,6 +31,16 @@ class SearchSpaceExhaustedWarning(UserWarning):
     """The engine ran out of untried candidates, so the search ends early."""
 
 
+class InvalidCandidate(GenetuneError):
+    """Raised by an objective to mark its candidate INVALID with exactly this reason (for
+    example ``raise InvalidCandidate("wrong result: checksum 12 != 34")``); any other exception
+    is recorded as ``exception: <type>: <message>``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ObjectiveReturnError(GenetuneError, TypeError):
     """The objective returned a value of the wrong type or count; the search stops (as CompileIQ).
     Raised by a search, it carries ``result`` and ``run_folder`` like SearchFailedError."""
