@@ -246,6 +246,138 @@ def test_scattered_objective_and_pickling(plain_cluster: LocalCluster, tmp_path:
         assert cloudpickle.loads(cloudpickle.dumps(mine)).address == address
 
 
+# ----- per-(host, GPU) baselines (normalize=True) ------------------------------------------------
+
+
+def normalized_rows(result: gt.SearchResult) -> list[tuple[Any, ...]]:
+    df = result.get_results()
+    df = df[df["status"] != "baseline"]
+    return [(g, i, json.dumps(p, sort_keys=True), n) for g, i, p, n in zip(df["generation"], df["id"], df["params"], df["norm_score_1"], strict=True)]
+
+
+def baselines(result: gt.SearchResult) -> dict[str, float]:
+    df = result.get_results()
+    df = df[df["status"] == "baseline"]
+    return {m["placement"]: s for m, s in zip(df["metadata"], df["score_1"], strict=True)}
+
+
+def test_baselines_per_gpu_normalize_each_result_by_its_own(gpu_cluster: SpecCluster, tmp_path: Path) -> None:
+    """Two (fake) GPUs of different speed: each is baselined once, pinned to it, and every result
+    is normalized by the baseline of the GPU it ran on, so the normalized table equals the
+    sequential worker's (one GPU, one baseline)."""
+    host = socket.gethostname()
+    cfg = config(normalize=True, generations=2)
+    result = search(dobj.gpu_bound, DaskWorker(address=gpu_cluster.scheduler_address, resources={"GPU": 1}), tmp_path, cfg).start()
+    assert baselines(result) == {f"{host}/gpu0": 2.0, f"{host}/gpu1": 4.0}
+    assert set(result.get_results()["id"][:2]) == {f"baseline@{host}/gpu0", f"baseline@{host}/gpu1"}
+    used = {m["placement"] for m in metadata(result)}
+    assert used == {f"{host}/gpu0", f"{host}/gpu1"}  # both GPUs ran candidates
+    sequential = search(dobj.gpu_bound, "sequential", tmp_path, cfg).start()
+    assert baselines(sequential) == {host: 1.0}  # one baseline (id "baseline"), used for every result
+    assert list(sequential.get_results()["id"][:1]) == ["baseline"]
+    assert normalized_rows(result) == normalized_rows(sequential)
+    assert result.get_best_result()["id"] == sequential.get_best_result()["id"]  # type: ignore[index]
+
+
+class LateGpuWorker(DaskWorker):
+    """Pretends GPU 1 joined after the first baselines: it is left out of the first measurement,
+    so its first results arrive without a baseline (the mid-generation join path)."""
+
+    first = True
+
+    def measure_baselines(self, function: Any, num_function_returns: int, known: Any, **kwargs: Any) -> list[gt.Score]:
+        skip = {k for k in _placements(self) if k.endswith("/gpu1")} if self.first else set()
+        self.first = False
+        return super().measure_baselines(function, num_function_returns, {*known, *skip}, **kwargs)
+
+
+def _placements(worker: DaskWorker) -> set[str]:
+    from genetune.workers.dask_worker import _placement_here
+
+    return set(worker._ensure_client(None).run(_placement_here).values())
+
+
+def test_a_gpu_without_baseline_is_baselined_before_its_results_count(gpu_cluster: SpecCluster, tmp_path: Path) -> None:
+    host = socket.gethostname()
+    cfg = config(normalize=True, generations=2)
+    seen: list[dict[str, Any]] = []
+
+    class Rows:
+        def post_objective(self, candidate: dict[str, Any], row: dict[str, Any]) -> None:
+            seen.append(row)
+
+    worker = LateGpuWorker(address=gpu_cluster.scheduler_address, resources={"GPU": 1})
+    result = search(dobj.gpu_bound, worker, tmp_path, cfg, trackers=[Rows()]).start()
+    assert baselines(result) == {f"{host}/gpu0": 2.0, f"{host}/gpu1": 4.0}
+    # The late GPU's baseline was measured after generation 0's results, before any of its rows
+    # were recorded (they waited for it).
+    order = [r["id"] for r in seen]
+    late = order.index(f"baseline@{host}/gpu1")
+    assert late > order.index(f"baseline@{host}/gpu0")
+    assert not any(r["metadata"].get("placement") == f"{host}/gpu1" for r in seen[:late] if r["status"] != "baseline")
+    assert any(r["metadata"].get("placement") == f"{host}/gpu1" for r in seen[late:] if r["status"] != "baseline")
+    sequential = search(dobj.gpu_bound, "sequential", tmp_path, cfg).start()
+    assert normalized_rows(result) == normalized_rows(sequential)
+
+
+@pytest.mark.slow
+def test_a_gpu_worker_joining_mid_search_gets_its_own_baseline(tmp_path: Path) -> None:
+    """Real `dask scheduler`/`dask worker` processes: GPU 2 (4x slower) joins in the middle of
+    the search; it is baselined on itself and its results are normalized by that baseline."""
+    host = socket.gethostname()
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    processes: list[subprocess.Popen[bytes]] = []
+    logs = (tmp_path / "dask.log").open("wb")
+
+    def spawn(*args: str, gpu: str | None = None) -> None:
+        extra = {"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {}
+        processes.append(
+            subprocess.Popen([sys.executable, "-m", *args], env={**env, **extra}, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)
+        )
+
+    def gpu_worker(i: int) -> None:
+        spawn("distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1", "--name", f"gpu-{i}", "--resources", "GPU=1", gpu=str(i))
+
+    class JoinsAtGenerationOne(DaskWorker):
+        """GPU 2 joins as generation 1 is submitted: after that generation's baselines."""
+
+        calls = 0
+
+        def run(self, *args: Any, **kwargs: Any) -> list[gt.Score]:
+            self.calls += 1
+            if self.calls == 2:
+                gpu_worker(2)
+                with Client(address, timeout=60, set_as_default=False) as client:
+                    client.wait_for_workers(2, timeout=60)
+            return super().run(*args, **kwargs)
+
+    try:
+        spawn("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", "--dashboard-address", "127.0.0.1:0")
+        gpu_worker(0)
+        with Client(address, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(1, timeout=60)
+        cfg = config(normalize=True, generations=3, pool_size=12)
+        result = search(dobj.gpu_bound, JoinsAtGenerationOne(address=address, resources={"GPU": 1}), tmp_path, cfg).start()
+        assert baselines(result) == {f"{host}/gpu0": 2.0, f"{host}/gpu2": 8.0}
+        df = result.get_results()
+        gpu2 = df[[m["placement"] == f"{host}/gpu2" and s != "baseline" for m, s in zip(df["metadata"], df["status"], strict=True)]]
+        assert len(gpu2) > 0 and min(gpu2["generation"]) == 1
+        assert all(s == "valid" for s in result.get_results()["status"] if s != "baseline")
+        sequential = search(dobj.gpu_bound, "sequential", tmp_path, cfg).start()
+        assert normalized_rows(result) == normalized_rows(sequential)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            process.wait()
+        logs.close()
+
+
 # ----- crashes that kill Dask workers -------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ os.environ.update(
 os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 import json  # noqa: E402
+import socket  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
@@ -239,6 +240,41 @@ def test_flow_with_gpu_resources_and_resume(prefect_api: None, gpu_cluster: Loca
     )
     assert resumed["run_folder"] == summary["run_folder"]
     assert table(gt.SearchResult.from_csv(resumed["result_csv"])) == table(first)
+
+
+@pytest.mark.slow
+def test_flow_normalizes_per_gpu(prefect_api: None, tmp_path: Path) -> None:
+    """normalize=True in the flow on two (fake) GPUs of different speed: each GPU is baselined
+    once, pinned to it, and the normalized table equals the sequential worker's."""
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    import dask_objectives as dobj
+
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False, "dashboard_address": "127.0.0.1:0"}}
+    workers = {
+        f"gpu-{i}": {"cls": Nanny, "options": {"host": "127.0.0.1", "nthreads": 2, "resources": {"GPU": 1}, "env": {"CUDA_VISIBLE_DEVICES": f"{i},{1 - i}"}}}
+        for i in range(2)
+    }
+    config = {**CONFIG, "normalize": True}
+    with SpecCluster(scheduler=scheduler, workers=workers) as cluster:
+        _, summary = run_flow(
+            objective="dask_objectives:gpu_bound",
+            search_space=fobj.SPACE_FRIENDLY,
+            search_config=config,
+            dask_address=cluster.scheduler_address,
+            resources={"GPU": 1},
+            cache_folder=str(tmp_path / "flow"),
+        )
+    df = gt.SearchResult.from_csv(summary["result_csv"]).get_results()
+    host = socket.gethostname()
+    base = df[df["status"] == "baseline"]
+    assert dict(zip(base["id"], base["score_1"], strict=True)) == {f"baseline@{host}/gpu0": 2.0, f"baseline@{host}/gpu1": 4.0}
+    rows = df[df["status"] != "baseline"]
+    assert {m["placement"] for m in rows["metadata"]} == {f"{host}/gpu0", f"{host}/gpu1"}
+    expected = gt.Search(dobj.gpu_bound, fobj.SPACE, config, worker_type="sequential", cache_folder=tmp_path / "seq", disable_progress_bar=True).start()
+    seq = expected.get_results()
+    seq = seq[seq["status"] != "baseline"]
+    assert list(zip(rows["id"], rows["norm_score_1"], strict=True)) == list(zip(seq["id"], seq["norm_score_1"], strict=True))
 
 
 @pytest.mark.slow

@@ -22,9 +22,17 @@ __all__ = ["evaluate", "evaluate_async", "invalid_score", "placement", "scores_f
 _NUMBER = (int, float, np.integer, np.floating)
 
 
+def placement_key(node: str, gpu: str | None) -> str:
+    """The key baselines are kept under with per-placement normalization: the host, plus the
+    physical GPU (the first entry of ``CUDA_VISIBLE_DEVICES``, as dask-cuda rotates the list)."""
+    first = (gpu or "").split(",")[0].strip()
+    return f"{node}/gpu{first}" if first else node
+
+
 def placement() -> dict[str, Any]:
-    """Where this evaluation runs: process, host and visible GPUs."""
-    return {"pid": os.getpid(), "node": socket.gethostname(), "gpu": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    """Where this evaluation runs: process, host, visible GPUs and the placement key."""
+    node, gpu = socket.gethostname(), os.environ.get("CUDA_VISIBLE_DEVICES")
+    return {"pid": os.getpid(), "node": node, "gpu": gpu, "placement": placement_key(node, gpu)}
 
 
 def _one(value: Any, where: str) -> float:

@@ -21,7 +21,7 @@ import os
 import re
 import shlex
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,10 +34,10 @@ from prefect.utilities.annotations import unmapped
 from genetune.evaluation import evaluate, invalid_score, placement
 from genetune.exceptions import ObjectiveReturnError
 from genetune.metrics import log_metric, parse_metric_lines
-from genetune.scores import Score
+from genetune.scores import BASELINE_CONFIG, Score
 from genetune.shipping import pack, unpack
 from genetune.search_spaces import Parameter, SearchSpace, space_from_spec
-from genetune.workers.base import BaseWorker
+from genetune.workers.base import BASELINE_ID, BaseWorker
 
 __all__ = [
     "CommandObjective",
@@ -334,6 +334,7 @@ class PrefectDaskWorker(BaseWorker):
 
     respects_num_workers: ClassVar[bool] = False
     supports_timeout: ClassVar[bool] = True
+    baselines_per_placement: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -463,6 +464,29 @@ class PrefectDaskWorker(BaseWorker):
         if durations:
             self._mean_duration_s = sum(durations) / len(durations)
         return scores
+
+
+    def measure_baselines(
+        self,
+        function: Callable[[Any], Any],
+        num_function_returns: int,
+        known: Collection[str],
+        **kwargs: Any,
+    ) -> list[Score]:
+        """On Dask: once per placement (host, GPU) lacking a baseline, as plain Dask tasks pinned
+        to a worker there (as ``DaskWorker``). On another task runner: once, as a chunk."""
+        from genetune.workers.dask_worker import measure_pinned_baselines
+
+        runner = self._runner()
+        client = self._dask_client(runner)
+        timeout = kwargs.get("task_timeout")
+        if client is not None:
+            self._slots(client)  # refuses resources no worker offers
+            return measure_pinned_baselines(client, self.resources, function, num_function_returns, known, self.name, timeout, timeout is not None)
+        if known:
+            return []
+        scores = self.run(function, [dict(BASELINE_CONFIG)], [BASELINE_ID], num_function_returns, **kwargs)
+        return [s.model_copy(update={"param_id": f"{BASELINE_ID}@{s.metadata['placement']}"}) if isinstance(s.metadata, dict) and s.metadata.get("placement") else s for s in scores]
 
 
 def _accepts_n_workers(client: Any) -> bool:

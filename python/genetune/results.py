@@ -291,6 +291,12 @@ def _float_column(values: pd.Series[Any]) -> NDArray[np.float64]:
     return np.array([_float_cell(v) for v in values], dtype=np.float64)
 
 
+def _is_baseline_id(ids: pd.Series[Any]) -> NDArray[np.bool_]:
+    """``baseline``, or ``baseline@<placement>`` for per-placement baselines."""
+    text = ids.astype(str)
+    return np.asarray((text == BASELINE_ID) | text.str.startswith(BASELINE_ID + "@"), dtype=bool)
+
+
 def _id_column(values: Iterable[Any]) -> pd.Series[Any]:
     """Ids as int64, or (with the baseline's "baseline") an object column of ints and strings."""
     out: list[Any] = []
@@ -389,7 +395,7 @@ def _canonical_frame(df: pd.DataFrame, m: int) -> pd.DataFrame:
     for c in scores + norms:
         out[c] = pd.Series(_float_column(src[c]))
     raw = np.column_stack([out[c].to_numpy() for c in scores])
-    baseline = (out["id"].astype(str) == BASELINE_ID).to_numpy()
+    baseline = _is_baseline_id(out["id"])
     derived = np.where(baseline, BASELINE_ID, np.where(np.isfinite(raw).all(axis=1), _STATUS_VALID, _STATUS_INVALID))
     if "status" in src:
         given = src["status"].to_numpy(dtype=object)
@@ -545,7 +551,7 @@ class SearchResult:
 
     def _baseline_mask(self) -> NDArray[np.bool_]:
         status = (self._df["status"] == BASELINE_ID).to_numpy(dtype=bool)
-        ids = (self._df["id"].astype(str) == BASELINE_ID).to_numpy(dtype=bool)
+        ids = _is_baseline_id(self._df["id"])
         return np.asarray(status | ids)
 
     def _used_scores(self) -> NDArray[np.float64]:

@@ -192,7 +192,7 @@ class Search:
 
     # ----- the loop ----------------------------------------------------------------------------
 
-    def _checkpoint(self, engine: Engine, folder: Path, baseline: Row | None) -> None:
+    def _checkpoint(self, engine: Engine, folder: Path, baselines: list[Row]) -> None:
         config = engine.config.model_dump(mode="json")
         spec = compile_space(self.search_space)
         try:
@@ -213,7 +213,7 @@ class Search:
                 "worker": worker_reference(self.worker),
                 "exit_on_failure": self.exit_on_failure,
                 "dump_results": str(self.dump_results) if self.dump_results else None,
-                "baseline": baseline,
+                "baselines": baselines,
                 "versions": versions(),
             },
         )
@@ -234,14 +234,24 @@ class Search:
                     stacklevel=3,
                 )
 
-    def _row(self, score: Score, generation: int, baseline: tuple[float, ...] | None, status: str | None = None) -> Row:
+    def _placement_of(self, metadata: Any) -> str | None:
+        """The key of the baseline that normalizes a result ("*": the one baseline of a worker
+        without per-placement baselines)."""
+        if not self.worker.baselines_per_placement:
+            return "*"
+        key = metadata.get("placement") if isinstance(metadata, dict) else None
+        return str(key) if key is not None else None
+
+    def _row(
+        self, score: Score, generation: int, baseline: tuple[float, ...] | None, status: str | None = None, baseline_problem: str = ""
+    ) -> Row:
         raw = score.values()
         norm = None if baseline is None else tuple(float(v) for v in normalize_scores(np.asarray(raw), np.asarray(baseline)))
         used = norm if norm is not None else raw
         valid = all(math.isfinite(v) for v in used)
         reason = score.reason
         if not valid and not reason:
-            reason = "invalid normalized score (baseline is zero or invalid)"
+            reason = baseline_problem or "invalid normalized score (baseline is zero or invalid)"
         metadata = score.metadata if isinstance(score.metadata, dict) else {"note": score.metadata}
         return {
             "generation": generation,
@@ -258,7 +268,7 @@ class Search:
     def _result(self, rows: list[Row]) -> SearchResult:
         config = self.search_config
         assert config.directions is not None
-        ordered = sorted(rows, key=lambda r: (r["status"] != "baseline", r["generation"], -1 if r["id"] == "baseline" else r["id"]))
+        ordered = sorted(rows, key=lambda r: (r["status"] != "baseline", r["generation"], str(r["id"]) if r["status"] == "baseline" else r["id"]))
         return SearchResult.from_rows(ordered, [str(d) for d in config.directions], config.num_objectives, normalized=config.normalize)
 
     def _evaluate(
@@ -322,29 +332,74 @@ class Search:
         def candidate(c_id: Any, generation: int, params: Any) -> dict[str, Any]:
             return {"id": c_id, "generation": generation, "params": params}
 
+        baselines: dict[str | None, Row] = {}  # by placement (see _placement_of)
+        for row in finished.values():
+            if row["status"] == "baseline":
+                baselines[self._placement_of(row["metadata"])] = row
+                rows.append(row)
+                progress.evaluated(False)
+
+        def measure_baselines(first: bool) -> None:
+            """Baselines for the placements that lack one (all of them at the start)."""
+            measured = self.worker.measure_baselines(
+                self.objective_function,
+                config.num_objectives,
+                {k for k in baselines if k is not None},
+                num_workers=num_workers,
+                task_timeout=task_timeout,
+                on_result=lambda s: None,
+                **worker_kwargs,
+            )
+            if first and not baselines and measured and all(s.failed for s in measured):
+                reasons = "; ".join(sorted({s.reason or "invalid score" for s in measured}))
+                raise SearchFailedError(
+                    f"Baseline measurement for normalization failed ({reasons}); "
+                    "the objective must return a valid score for BASELINE_CONFIG ({})",
+                    run_folder=folder,
+                )
+            for score in measured:
+                key = self._placement_of(score.metadata)
+                row = self._row(score, 0, score.values(), status="baseline")
+                if score.failed:
+                    warnings.warn(
+                        f"The baseline on {key} failed ({score.reason or 'invalid score'}): results from there are INVALID",
+                        UserWarning,
+                        stacklevel=4,
+                    )
+                baselines[key] = row
+                persist(row)
+                rows.append(row)
+                progress.evaluated(score.failed)
+                bus.emit("pre_objective", candidate(row["id"], 0, row["params"]))
+                bus.emit("post_objective", candidate(row["id"], 0, row["params"]), row)
+
+        def baseline_for(score: Score) -> tuple[tuple[float, ...] | None, str]:
+            """The baseline values that normalize a result, and why they are missing or invalid."""
+            if not config.normalize:
+                return None, ""
+            key = self._placement_of(score.metadata)
+            row = baselines.get(key)
+            if row is None:
+                nothing = (math.nan,) * config.num_objectives
+                return nothing, f"no baseline for placement {key!r} (its worker left before one was measured)"
+            values = tuple(float(v) for v in row["scores"])
+            if not all(math.isfinite(v) for v in values):
+                return values, f"the baseline on placement {key!r} failed ({row['reason'] or 'invalid score'})"
+            return values, ""
+
+        def row_of(score: Score, generation: int) -> Row:
+            values, problem = baseline_for(score)
+            return self._row(score, generation, values, baseline_problem=problem)
+
+        def lacks_baseline(score: Score) -> bool:
+            return config.normalize and not score.failed and self._placement_of(score.metadata) not in baselines
+
         reason = "error"
         result: SearchResult | None = None
         try:
-            baseline_values: tuple[float, ...] | None = None
-            baseline_row: Row | None = finished.get("baseline")
             if config.normalize:
-                if baseline_row is None:
-                    bus.emit("pre_objective", candidate("baseline", 0, dict(BASELINE_CONFIG)))
-                    scores = self._evaluate([dict(BASELINE_CONFIG)], ["baseline"], num_workers, task_timeout, worker_kwargs, lambda s: None)
-                    score = scores["baseline"]
-                    if score.failed:
-                        raise SearchFailedError(
-                            f"Baseline measurement for normalization failed ({score.reason or 'invalid score'}); "
-                            "the objective must return a valid score for BASELINE_CONFIG ({})",
-                            run_folder=folder,
-                        )
-                    baseline_row = self._row(score, 0, score.values(), status="baseline")
-                    persist(baseline_row)
-                    bus.emit("post_objective", candidate("baseline", 0, dict(BASELINE_CONFIG)), baseline_row)
-                baseline_values = tuple(baseline_row["scores"])
-                rows.append(baseline_row)
-                progress.evaluated(False)
-            self._checkpoint(engine, folder, baseline_row)
+                measure_baselines(first=True)
+            self._checkpoint(engine, folder, list(baselines.values()))
 
             while not engine.done:
                 generation = engine.generation
@@ -352,6 +407,8 @@ class Search:
                 self.current_generation = generation
                 progress.generation(generation)
                 bus.emit("generation_starts", generation)
+                if config.normalize and generation > 0 and self.worker.baselines_per_placement:
+                    measure_baselines(first=False)  # workers that joined since
                 candidates = engine.ask()
                 known = {c.id: finished[c.id] for c in candidates if c.id in finished}
                 todo = [c for c in candidates if c.id not in known]
@@ -361,16 +418,21 @@ class Search:
                     bus.emit("pre_objective", candidate(c.id, generation, c.params))
 
                 def on_result(score: Score, generation: int = generation) -> None:
-                    row = self._row(score, generation, baseline_values)
+                    if lacks_baseline(score):  # from a worker that joined mid-generation: after its baseline
+                        return
+                    row = row_of(score, generation)
                     persist(row)
                     progress.evaluated(row["status"] != "valid")
                     bus.emit("post_objective", candidate(row["id"], generation, row["params"]), row)
 
                 scores = self._evaluate([c.params for c in todo], [c.id for c in todo], num_workers, task_timeout, worker_kwargs, on_result)
-                new_rows = {i: self._row(s, generation, baseline_values) for i, s in scores.items()}
+                if any(lacks_baseline(s) for s in scores.values()):
+                    measure_baselines(first=False)
+                new_rows = {i: row_of(s, generation) for i, s in scores.items()}
                 for row in new_rows.values():
-                    if row["id"] not in persisted_ids:  # workers that do not stream results
+                    if row["id"] not in persisted_ids:  # deferred above, or a worker that does not stream results
                         persist(row)
+                        progress.evaluated(row["status"] != "valid")
                         bus.emit("post_objective", candidate(row["id"], generation, row["params"]), row)
                 generation_rows = [known.get(c.id) or new_rows[c.id] for c in candidates]
                 rows.extend(generation_rows)
@@ -385,7 +447,7 @@ class Search:
                 told = [r["norm_scores"] if config.normalize else r["scores"] for r in generation_rows]
                 engine.tell([c.id for c in candidates], told)
                 log.sync()
-                self._checkpoint(engine, folder, baseline_row)
+                self._checkpoint(engine, folder, list(baselines.values()))
                 generation_stats = stats.add_generation(generation, generation_rows, time.perf_counter() - generation_started)
                 bus.emit("generation_ends", generation, generation_stats)
                 progress.best(tuple(generation_stats["best"]) if generation_stats["best"] else None, generation_stats["pareto_size"])

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from types import TracebackType
 from typing import Any, ClassVar
 
-from genetune.scores import Score
+from genetune.scores import BASELINE_CONFIG, Score
 
-__all__ = ["BaseWorker", "ResultCallback"]
+__all__ = ["BASELINE_ID", "BaseWorker", "ResultCallback"]
+
+#: The candidate id of the baseline measurement (``normalize=True``); per-placement baselines
+#: are ``baseline@<placement>``.
+BASELINE_ID = "baseline"
 
 #: Called by a worker with each Score as soon as it is known (the search persists it at once).
 ResultCallback = Callable[[Score], None]
@@ -30,6 +34,9 @@ class BaseWorker(ABC):
     respects_num_workers: ClassVar[bool] = True
     #: Whether ``task_timeout`` actually stops a hung evaluation (the search warns otherwise).
     supports_timeout: ClassVar[bool] = True
+    #: Whether baselines (``normalize=True``) are measured and applied per placement: each
+    #: result is normalized by the baseline of its ``metadata["placement"]`` (host, GPU).
+    baselines_per_placement: ClassVar[bool] = False
 
     @abstractmethod
     def run(
@@ -41,6 +48,21 @@ class BaseWorker(ABC):
         **kwargs: Any,
     ) -> list[Score]:
         """Evaluates ``function`` on every params of the pool."""
+
+    def measure_baselines(
+        self,
+        function: Callable[[Any], Any],
+        num_function_returns: int,
+        known: Collection[str],
+        **kwargs: Any,
+    ) -> list[Score]:
+        """Measures ``BASELINE_CONFIG`` where the search has no baseline yet (``known``: the
+        placements it has one for). By default once (id ``"baseline"``), applied to every result;
+        a worker with ``baselines_per_placement`` measures it on every placement not in ``known``
+        (id ``baseline@<placement>``, ``metadata["placement"]`` set)."""
+        if known:
+            return []
+        return self.run(function, [dict(BASELINE_CONFIG)], [BASELINE_ID], num_function_returns, **kwargs)
 
     def close(self) -> None:
         """Releases processes or connections; called when a search ends."""

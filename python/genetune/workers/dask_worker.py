@@ -12,6 +12,13 @@ Each Score's ``metadata`` says where it ran: ``worker`` (this class's name), ``d
 (the Dask worker's address), ``dask_worker_name``, ``node`` (host name), ``pid`` (the process
 that ran the objective) and ``gpu`` (its ``CUDA_VISIBLE_DEVICES``).
 
+Each Score's ``metadata["placement"]`` is ``<host>`` or ``<host>/gpu<N>`` (N: the first entry of
+``CUDA_VISIBLE_DEVICES``, the physical GPU under dask-cuda). With ``normalize=True`` the baseline is
+measured once per placement, pinned to a worker there, and each result is normalized by the
+baseline of the placement it ran on (CompileIQ's Ray worker does the same per node and GPU).
+Placements are checked before every generation; results from a worker that joined during a
+generation wait until its placement has been baselined.
+
 With ``task_timeout`` (or ``isolate=True``) every evaluation runs in a fresh child process of
 the Dask worker, killed at the timeout (``timeout: killed after N s``), so a hung C call or a
 crash (``crashed: exit code N``) costs one candidate, never a Dask worker. Otherwise the
@@ -30,15 +37,15 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import cloudpickle
 
 from genetune.evaluation import evaluate, invalid_score, placement
-from genetune.scores import Score
+from genetune.scores import BASELINE_CONFIG, Score
 from genetune.shipping import pack, unpack
-from genetune.workers.base import BaseWorker
+from genetune.workers.base import BASELINE_ID, BaseWorker
 
 if TYPE_CHECKING:
     from distributed import Client, Future, LocalCluster
@@ -179,7 +186,7 @@ def _child_main() -> None:
 
 
 def _dask_task(
-    shipped: bytes, token: str, param_id: int | str, params: Any, num_objectives: int, worker: str, timeout: float | None, isolate: bool
+    param_id: int | str, params: Any, *, shipped: bytes, token: str, num_objectives: int, worker: str, timeout: float | None, isolate: bool
 ) -> Score:
     """What one Dask task runs: the evaluation, with the Dask worker it ran on."""
     import distributed
@@ -228,6 +235,7 @@ class DaskWorker(BaseWorker):
 
     respects_num_workers: ClassVar[bool] = True
     supports_timeout: ClassVar[bool] = True
+    baselines_per_placement: ClassVar[bool] = True
     #: Objectives whose pickle is larger are scattered to every worker once per generation
     #: instead of travelling inside each task.
     scatter_threshold: ClassVar[int] = 1 << 20
@@ -359,29 +367,29 @@ class DaskWorker(BaseWorker):
         isolate = bool(self.isolate) or timeout is not None
         client = self._ensure_client(num_workers)
         self._check_cluster(client)
-        token, blob = pack(function)
-        shipped: Any = blob
-        if len(blob) > self.scatter_threshold:  # once to every worker, not inside every task
-            shipped = client.scatter(blob, broadcast=True, hash=False)  # type: ignore[no-untyped-call]
+        shipped, token = _ship(client, function, self.scatter_threshold)
         run_id = uuid.uuid4().hex[:12]
-        pending: dict[str, tuple[Future[Score], int | str, Any, float]] = {}
-        for param_id, params in zip(params_ids, params_pool, strict=True):
-            key = f"genetune-{param_id}-{run_id}"
-            future: Future[Score] = client.submit(
-                _dask_task,
-                shipped,
-                token,
-                param_id,
-                params,
-                num_function_returns,
-                self.name,
-                timeout,
-                isolate,
-                resources=self.resources,
-                pure=False,
-                key=key,
-            )
-            pending[key] = (future, param_id, params, time.perf_counter())
+        keys = [f"genetune-{param_id}-{run_id}" for param_id in params_ids]
+        # One client.map call: a single scheduler update for the whole generation.
+        futures: list[Future[Score]] = client.map(
+            _dask_task,
+            list(params_ids),
+            list(params_pool),
+            key=keys,
+            resources=self.resources,
+            pure=False,
+            shipped=shipped,
+            token=token,
+            num_objectives=num_function_returns,
+            worker=self.name,
+            timeout=timeout,
+            isolate=isolate,
+        )
+        submitted = time.perf_counter()
+        pending: dict[str, tuple[Future[Score], int | str, Any, float]] = {
+            key: (future, param_id, params, submitted)
+            for key, future, param_id, params in zip(keys, futures, params_ids, params_pool, strict=True)
+        }
         scores: list[Score] = []
         try:
             for future in as_completed([f for f, *_ in pending.values()], loop=client.loop):  # type: ignore[no-untyped-call]
@@ -397,7 +405,7 @@ class DaskWorker(BaseWorker):
                     score = invalid_score(
                         param_id, params, num_function_returns, reason, time.perf_counter() - started, worker=self.name
                     )
-                future.release()  # type: ignore[no-untyped-call]
+                future.release()
                 if on_result is not None:
                     on_result(score)
                 scores.append(score)
@@ -407,6 +415,23 @@ class DaskWorker(BaseWorker):
             if not isinstance(shipped, bytes):
                 shipped.release()
         return scores
+
+    def measure_baselines(
+        self,
+        function: Callable[[Any], Any],
+        num_function_returns: int,
+        known: Collection[str],
+        **kwargs: Any,
+    ) -> list[Score]:
+        """Measures BASELINE_CONFIG once on every placement (host, GPU) of the cluster's eligible
+        workers that ``known`` lacks, pinned there (``workers=``, no other worker allowed). A
+        placement whose workers all leave before its baseline is measured is skipped (the
+        search measures it when results from it arrive)."""
+        timeout = kwargs.get("task_timeout")
+        client = self._ensure_client(kwargs.get("num_workers"))
+        self._check_cluster(client)
+        isolate = bool(self.isolate) or timeout is not None
+        return measure_pinned_baselines(client, self.resources, function, num_function_returns, known, self.name, timeout, isolate)
 
     def close(self) -> None:
         client, cluster = self._client, self._cluster
@@ -418,6 +443,97 @@ class DaskWorker(BaseWorker):
         finally:
             if cluster is not None:
                 cluster.close()
+
+
+def _ship(client: Client, function: Callable[[Any], Any], threshold: int | None = None) -> tuple[Any, str]:
+    token, blob = pack(function)
+    if len(blob) > (DaskWorker.scatter_threshold if threshold is None else threshold):  # once to every worker, not inside every task
+        return client.scatter(blob, broadcast=True, hash=False), token  # type: ignore[no-untyped-call]
+    return blob, token
+
+
+def _eligible(client: Client, resources: dict[str, float] | None) -> list[str]:
+    """The addresses of the workers that offer every requested resource."""
+    out = []
+    for address, info in _workers(client).items():
+        offered = dict(info.get("resources") or {})
+        if not resources or all(offered.get(k, 0) >= v for k, v in resources.items()):
+            out.append(address)
+    return sorted(out)
+
+
+def measure_pinned_baselines(
+    client: Client,
+    resources: dict[str, float] | None,
+    function: Callable[[Any], Any],
+    num_function_returns: int,
+    known: Collection[str],
+    worker_name: str,
+    timeout: float | None,
+    isolate: bool,
+) -> list[Score]:
+    """Measures BASELINE_CONFIG once on every placement (host, GPU) of the workers offering
+    ``resources`` that ``known`` lacks, pinned there (``workers=``, no other worker allowed). A
+    placement whose workers all leave first is skipped (measured when its results arrive)."""
+    eligible = _eligible(client, resources)
+    if not eligible:
+        return []
+    where: dict[str, str] = client.run(_placement_here, workers=eligible)
+    by_placement: dict[str, list[str]] = {}
+    for address, key in sorted(where.items()):
+        if key not in known:
+            by_placement.setdefault(key, []).append(address)
+    if not by_placement:
+        return []
+    shipped, token = _ship(client, function)
+    run_id = uuid.uuid4().hex[:12]
+    pending: dict[str, tuple[Future[Score], list[str]]] = {}
+    for index, (key, addresses) in enumerate(by_placement.items()):
+        future: Future[Score] = client.submit(
+            _dask_task,
+            f"{BASELINE_ID}@{key}",
+            dict(BASELINE_CONFIG),
+            key=f"genetune-baseline-{index}-{run_id}",
+            workers=addresses,
+            allow_other_workers=False,
+            resources=resources,
+            pure=False,
+            shipped=shipped,
+            token=token,
+            num_objectives=num_function_returns,
+            worker=worker_name,
+            timeout=timeout,
+            isolate=isolate,
+        )
+        pending[key] = (future, addresses)
+    scores: list[Score] = []
+    try:
+        while pending:
+            for key, (future, addresses) in list(pending.items()):
+                if future.done():  # type: ignore[no-untyped-call]
+                    del pending[key]
+                    try:
+                        score = future.result()
+                    except Exception as err:  # e.g. KilledWorker: no baseline there this time
+                        warnings.warn(f"DaskWorker: the baseline on {key} failed ({type(err).__name__}: {err})", UserWarning, stacklevel=2)
+                        continue
+                    metadata = score.metadata if isinstance(score.metadata, dict) else {"note": score.metadata}
+                    scores.append(score.model_copy(update={"metadata": {**metadata, "placement": key}}))
+                elif not set(addresses) & set(_workers(client)):  # all its workers left: it would wait forever
+                    del pending[key]
+                    future.cancel()  # type: ignore[no-untyped-call]
+            time.sleep(0.02)
+    finally:
+        for future, _ in pending.values():
+            future.cancel()  # type: ignore[no-untyped-call]
+        if not isinstance(shipped, bytes):
+            shipped.release()
+    return scores
+
+
+def _placement_here() -> str:
+    """Run on a Dask worker: its placement key (the key its evaluations report)."""
+    return str(placement()["placement"])
 
 
 def _workers(client: Client) -> dict[str, Any]:
