@@ -13,9 +13,12 @@ or paths to JSON/YAML files), ``dask_address`` (a scheduler; none: a local clust
 
 Ways to run it:
 
-* Serve it (a long-running process; no work pool), optionally on a schedule::
+* Serve it (a long-running process that runs the triggered/scheduled runs itself; no work pool),
+  from the repository root, optionally on a schedule (``--cron``, or ``--interval SECONDS``
+  [``--anchor-date ISO``]; stopping the process pauses the deployment unless
+  ``--no-pause-on-shutdown``)::
 
-      prefect flow serve flows/genetune_search.py:genetune_search --name nightly --cron "0 2 * * *"
+      prefect flow serve flows/genetune_search.py:genetune_search --name nightly --cron "0 2 * * *" --timezone UTC
       # or: python flows/genetune_search.py   (serves the deployment "genetune-search/genetune")
 
   then trigger a run (values are JSON)::
@@ -25,13 +28,22 @@ Ways to run it:
           -p search_config='{"generations": 20, "pool_size": 32, "seed": 1}' \\
           -p dask_address='"tcp://10.0.0.5:8786"' -p resources='{"GPU": 1}' --watch
 
-* With a work pool, from ``flows/prefect.yaml``::
+* With a work pool, from ``flows/prefect.yaml`` (run ``prefect deploy`` from the repository root:
+  the entrypoints are relative to it, and the worker's flow runs start in the directory the
+  deployment was made from, wherever the worker runs)::
 
       prefect work-pool create genetune-pool --type process
-      cd flows && prefect --no-prompt deploy --all
-      prefect worker start --pool genetune-pool
+      prefect --no-prompt deploy --all --prefect-file flows/prefect.yaml
+      prefect worker start --pool genetune-pool      # its environment reaches the flow run
+      prefect deployment run 'genetune-search/on-demand' -p objective='"mybench:score"' \\
+          -p search_space='"space.yaml"' -p search_config='{"generations": 5, "pool_size": 16}' --watch
+
+  ``--watch`` exits 0 when the run ends Completed, 1 otherwise.
 
 * Directly, as a script or from Python: ``genetune_search(objective=..., search_space=..., search_config=...)``.
+
+``tests/test_deployments.py`` runs the serve, deploy, worker and ``deployment run`` commands
+against a local server.
 """
 
 from __future__ import annotations
