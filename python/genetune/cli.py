@@ -1,4 +1,5 @@
-"""``genetune run JOB.yaml``: runs the ``genetune-search`` Prefect flow from a job file.
+"""``genetune run JOB.yaml``: runs the ``genetune-search`` Prefect flow from a job file;
+``genetune demo``: the bundled gcc flag tuning job (``genetune.jobs.gcc.demo``).
 
 Prefect 3 has no ``prefect flow run``; this is the one-command equivalent. A job file (YAML or
 JSON) holds the flow's parameters: ``objective``, ``search_space``, ``search_config`` and
@@ -57,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = commands.add_parser("run", help="run the genetune-search Prefect flow from a job file")
     run.add_argument("job", help="YAML or JSON file with the flow's parameters")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
+    commands.add_parser("demo", help="tune gcc flags for the bundled C kernels (see `genetune demo --help`)", add_help=False)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo"]:  # its own options
+        from genetune.jobs.gcc.demo import main as demo_main
+
+        return demo_main(argv[1:])
     args = parser.parse_args(argv)
     try:
         params = read_job(args.job, args.overrides)
@@ -64,8 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"genetune: {err}", file=sys.stderr)
         return 2
     from genetune.flows import genetune_search
+    from genetune.prefect_api import prefect_api
 
-    summary = genetune_search(**params)
+    with prefect_api():  # one API for this process and its Dask workers
+        summary = genetune_search(**params)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

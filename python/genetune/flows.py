@@ -135,15 +135,25 @@ class CommandObjective:
         return float(numbers[-1])
 
 
-def load_objective(spec: str | Callable[[Any], Any]) -> Callable[[Any], Any]:
+def load_objective(spec: str | Callable[[Any], Any], kwargs: Mapping[str, Any] | None = None) -> Callable[[Any], Any]:
     """An objective from ``"pkg.module:function"`` (or ``"pkg.module:Class.attr"``), or from a
     shell command template (a string with ``{placeholders}``, see :class:`CommandObjective`).
-    A callable is returned as is."""
-    if callable(spec):
+    A callable is returned as is. With ``kwargs`` (or when the path names a class), the target is
+    a factory: the objective is ``target(**kwargs)``, e.g.
+    ``load_objective("genetune.jobs.gcc:GccObjective", {"size": "small"})``."""
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise TypeError(f"objective_kwargs must be a mapping of keyword arguments, got {type(kwargs).__name__}")
+    if callable(spec) and not isinstance(spec, type):
+        if kwargs:
+            raise ValueError("objective_kwargs apply to an import path or a class, not to a callable objective")
         return spec
+    if isinstance(spec, type):
+        return _build_objective(spec, kwargs, spec.__name__)
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"objective must be 'pkg.module:function' or a command template, got {spec!r}")
     if "{" in spec:
+        if kwargs:
+            raise ValueError("objective_kwargs do not apply to a command template")
         return CommandObjective(spec)
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr or " " in spec:
@@ -157,7 +167,20 @@ def load_objective(spec: str | Callable[[Any], Any]) -> Callable[[Any], Any]:
         value = getattr(value, part)
     if not callable(value):
         raise TypeError(f"objective {spec!r} is not callable ({type(value).__name__})")
+    if isinstance(value, type) or kwargs is not None:
+        return _build_objective(value, kwargs, spec)
     function: Callable[[Any], Any] = value
+    return function
+
+
+def _build_objective(factory: Callable[..., Any], kwargs: Mapping[str, Any] | None, name: str) -> Callable[[Any], Any]:
+    try:
+        built = factory(**dict(kwargs or {}))
+    except TypeError as err:
+        raise TypeError(f"objective {name!r} with objective_kwargs {dict(kwargs or {})!r}: {err}") from err
+    if not callable(built):
+        raise TypeError(f"objective {name!r} called with objective_kwargs gave {type(built).__name__}, which is not callable")
+    function: Callable[[Any], Any] = built
     return function
 
 
@@ -526,6 +549,9 @@ def genetune_search(
     resume_from: str | None = None,
     n_workers: int | None = None,
     mlflow_run_url: str | None = None,
+    objective_kwargs: dict[str, Any] | None = None,
+    mlflow_tracking_uri: str | None = None,
+    mlflow_experiment: str | None = None,
 ) -> dict[str, Any]:
     """A genetune search whose generations run as chunked Prefect tasks on Dask.
 
@@ -533,7 +559,10 @@ def genetune_search(
     ``search_space`` / ``search_config``: dicts or JSON/YAML paths. ``dask_address``: a scheduler
     to use (never stopped); None starts a local cluster (127.0.0.1, no dashboard, ``n_workers``
     processes, each offering ``resources`` when given) for this run. ``resume_from``: a run
-    folder to continue (``genetune.Search.resume``). Returns best, result CSV, run folder.
+    folder to continue (``genetune.Search.resume``). ``objective_kwargs``: build the objective
+    as ``objective(**objective_kwargs)`` (a class or factory path). ``mlflow_tracking_uri``:
+    mirror the search to MLflow there (experiment ``mlflow_experiment``, default "genetune"),
+    linked from a Prefect artifact. Returns best, result CSV, run folder (and the MLflow run).
     """
     from prefect.logging import get_run_logger
     from prefect_dask.task_runners import DaskTaskRunner
@@ -544,7 +573,7 @@ def genetune_search(
     from genetune.trackers.prefect_tracker import PrefectTracker
 
     logger = get_run_logger()
-    function = load_objective(objective)
+    function = load_objective(objective, objective_kwargs)
     resources = _check_resources(resources)
     if not os.environ.get("PREFECT_API_URL"):
         from prefect.settings import PREFECT_API_URL
@@ -569,7 +598,14 @@ def genetune_search(
     try:
         with DaskTaskRunner(address=address) as runner:
             worker = PrefectDaskWorker(task_runner=runner, resources=resources, chunk_size=chunk_size)
-            trackers = [PrefectTracker(mlflow_run_url=mlflow_run_url), JsonlTracker()]
+            mirror = None
+            if mlflow_tracking_uri:
+                from genetune.trackers.mlflow_tracker import MLflowTracker
+
+                mirror = MLflowTracker(experiment_name=mlflow_experiment, tracking_uri=mlflow_tracking_uri)
+            link: str | Callable[[], str | None] | None = mlflow_run_url or (mirror.run_url if mirror is not None else None)
+            # The MLflow tracker first: its run exists (and has a URL) when the Prefect tracker links it.
+            trackers: list[Any] = [*([mirror] if mirror is not None else []), PrefectTracker(mlflow_run_url=link), JsonlTracker()]
             if resume_from:
                 folder = find_run_folder(resume_from)
                 result = genetune.Search.resume(
@@ -600,6 +636,7 @@ def genetune_search(
             "evaluations": len(result),
             "run_folder": str(folder),
             "result_csv": str(folder / "results.csv"),
+            **({"mlflow_run_id": mirror.run_id, "mlflow_tracking_uri": mirror.tracking_uri} if mirror is not None else {}),
         }
     )
     return out

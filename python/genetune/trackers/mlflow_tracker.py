@@ -574,6 +574,17 @@ class MLflowTracker(BaseTracker):
     def setup(self) -> None:
         _ = self.client  # no network yet: the store is reached first in search_starts
 
+    #: Where ``mlflow ui`` serves by default: run links for local stores (sqlite, files) point there.
+    local_ui_url: str = "http://127.0.0.1:5000"
+
+    def run_url(self) -> str | None:
+        """The run's page in the MLflow UI (None before the run exists). For a local store the
+        link assumes ``mlflow ui --backend-store-uri <store>`` on its default address."""
+        if self.run_id is None or self.experiment_id is None:
+            return None
+        base = self.tracking_uri.rstrip("/") if self.tracking_uri.startswith(("http://", "https://")) else self.local_ui_url
+        return f"{base}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+
     def search_starts(self, manifest: dict[str, Any]) -> None:
         self._reset()
         self._manifest = dict(manifest)

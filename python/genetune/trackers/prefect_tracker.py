@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -38,10 +39,11 @@ class PrefectTracker(BaseTracker):
     """Prefect logs and artifacts for a search (see the module docstring).
 
     ``top_k``: rows of each generation's table. ``key_prefix``: artifact keys start with it
-    (lowercase letters, digits and dashes). ``mlflow_run_url``: adds a link artifact.
+    (lowercase letters, digits and dashes). ``mlflow_run_url``: adds a link artifact (a URL, or
+    a function giving it once the search starts, such as ``MLflowTracker.run_url``).
     """
 
-    def __init__(self, top_k: int = 10, key_prefix: str = "genetune", mlflow_run_url: str | None = None) -> None:
+    def __init__(self, top_k: int = 10, key_prefix: str = "genetune", mlflow_run_url: str | Callable[[], str | None] | None = None) -> None:
         from prefect.context import FlowRunContext, TaskRunContext
 
         self.top_k = top_k
@@ -57,6 +59,10 @@ class PrefectTracker(BaseTracker):
         self.artifact_keys: list[str] = []
 
     # ----- plumbing --------------------------------------------------------------------------
+
+    def _mlflow_url(self) -> str | None:
+        link = self.mlflow_run_url
+        return link() if callable(link) else link
 
     @property
     def active(self) -> bool:
@@ -98,9 +104,10 @@ class PrefectTracker(BaseTracker):
         created = create_progress_artifact(progress=0.0, key=key, description="genetune search progress (generations)")
         self._progress_id = created if isinstance(created, UUID) else None
         self.artifact_keys.append(key)
-        if self.mlflow_run_url:
+        url = self._mlflow_url()
+        if url:
             key = self._key("mlflow-run")
-            create_link_artifact(link=self.mlflow_run_url, link_text="MLflow run", key=key, description="The MLflow run of this search")
+            create_link_artifact(link=url, link_text="MLflow run", key=key, description="The MLflow run of this search")
             self.artifact_keys.append(key)
 
     def post_objective(self, candidate: dict[str, Any], score: dict[str, Any]) -> None:
@@ -176,8 +183,9 @@ class PrefectTracker(BaseTracker):
         if best_rows:
             lines += ["", "## Best configurations", "", "| id | generation | scores | params |", "|---|---|---|---|"]
             lines += [f"| {r['id']} | {r['generation']} | {r['scores']} | `{r['params']}` |" for r in best_rows]
-        if self.mlflow_run_url:
-            lines += ["", f"[MLflow run]({self.mlflow_run_url})"]
+        url = self._mlflow_url()
+        if url:
+            lines += ["", f"[MLflow run]({url})"]
         key = self._key("summary")
         create_markdown_artifact(markdown="\n".join(lines), key=key, description=f"genetune search summary ({reason})")
         self.artifact_keys.append(key)

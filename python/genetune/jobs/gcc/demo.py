@@ -1,0 +1,113 @@
+"""``genetune demo``: the gcc job on embedded defaults, as a new user's first command.
+
+A local Dask cluster, Prefect's ephemeral server (or ``PREFECT_API_URL`` when set), MLflow in a
+SQLite store and the JSONL log, all under one folder (``./genetune-demo`` by default); at the end
+it says where to look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "run_demo"]
+
+#: (generations, pool_size, size, repeats, rounds): the full demo, and the smoke run CI uses.
+FULL = (6, 16, "default", 5, 10)
+QUICK = (2, 6, "small", 2, 3)
+
+
+def run_demo(
+    folder: str | Path = "genetune-demo",
+    *,
+    quick: bool = False,
+    generations: int | None = None,
+    pool_size: int | None = None,
+    n_workers: int | None = None,
+    seed: int = 1,
+    dask_address: str | None = None,
+) -> dict[str, Any]:
+    """Runs the ``genetune-gcc-tuning`` flow with everything kept under ``folder``; returns its summary."""
+    from genetune.jobs.gcc.flow import gcc_tuning
+    from genetune.prefect_api import prefect_api
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # the local cluster's chatter
+    root = Path(folder).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    default_generations, default_pool, size, repeats, rounds = QUICK if quick else FULL
+    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    from prefect.settings import PREFECT_API_URL
+
+    ephemeral = not (os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value())
+    with prefect_api() as api_url:
+        summary: dict[str, Any] = gcc_tuning(
+            generations=generations or default_generations,
+            pool_size=pool_size or default_pool,
+            seed=seed,
+            size=size,
+            repeats=repeats,
+            rounds=rounds,
+            n_workers=n_workers,
+            dask_address=dask_address,
+            cache_folder=str(root / "runs"),
+            mlflow_tracking_uri=tracking_uri,
+        )
+    summary["prefect_api_url"] = None if ephemeral else api_url
+    summary["mlflow_store"] = tracking_uri
+    return summary
+
+
+def where_to_look(summary: dict[str, Any]) -> str:
+    from genetune.jobs.gcc.stats import SpeedupReport
+
+    report = SpeedupReport.model_validate(summary["speedup"])
+    run_folder = summary["run_folder"]
+    api_url = summary.get("prefect_api_url")
+    prefect = (
+        f"{api_url} (the Prefect server you configured)"
+        if api_url
+        else "prefect server start   (then http://127.0.0.1:4200, flow runs genetune-gcc-tuning / genetune-search)"
+    )
+    lines = [
+        "",
+        "genetune demo finished",
+        f"  best gcc flags : {' '.join(report.flags)}",
+        f"  re-measured    : {report.summary()}",
+        f"  result folder  : {run_folder}",
+        "                   results.csv (every candidate), evaluations.jsonl, speedup.md, best_flags.txt",
+        f"  MLflow         : mlflow ui --backend-store-uri {summary['mlflow_store']}   (then http://127.0.0.1:5000, experiment genetune-gcc)",
+        f"  Prefect        : {prefect}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="genetune demo", description="tune gcc flags for the bundled C kernels (Prefect flow on a local Dask cluster)")
+    parser.add_argument("--folder", default="genetune-demo", help="where results, the MLflow store and run folders go (default ./genetune-demo)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small kernels, 2 generations of 6")
+    parser.add_argument("--generations", type=int, default=None)
+    parser.add_argument("--pool-size", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None, help="local Dask worker processes (default: one per core)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dask-address", default=None, help="use this Dask scheduler instead of a local cluster")
+    args = parser.parse_args(argv)
+    summary = run_demo(
+        args.folder,
+        quick=args.quick,
+        generations=args.generations,
+        pool_size=args.pool_size,
+        n_workers=args.workers,
+        seed=args.seed,
+        dask_address=args.dask_address,
+    )
+    print(where_to_look(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The README's first command in reduced form: `genetune demo --quick` as a user runs it, in a
+subprocess with a fresh PREFECT_HOME (Prefect's ephemeral server, a fresh database), a local Dask
+cluster and MLflow in a SQLite store."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import genetune as gt
+from genetune.evaluation import evaluate
+from genetune.jobs.gcc import GccObjective, flags_from_params
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    folder = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, "-m", "genetune", "demo", "--quick", "--folder", str(folder), "--workers", "2"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=540,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "genetune demo finished" in done.stdout
+    assert f"mlflow ui --backend-store-uri sqlite:///{folder / 'mlflow.db'}" in done.stdout
+    assert "prefect server start" in done.stdout
+
+    (run_folder,) = (folder / "runs").iterdir()
+    assert f"result folder  : {run_folder}" in done.stdout
+    for name in ("results.csv", "evaluations.jsonl", "checkpoint.json", "speedup.json", "speedup.md", "best_flags.txt"):
+        assert (run_folder / name).is_file(), name
+    df = gt.SearchResult.from_csv(run_folder / "results.csv").get_results()
+    # The -O2 baseline row (one placement: this host) and 2 generations of 6.
+    baseline = df[df["status"] == "baseline"]
+    assert list(baseline["id"]) == [f"baseline@{socket.gethostname()}"] and baseline["score_1"].iloc[0] > 0
+    assert list(baseline["norm_score_1"]) == [1.0]
+    rows = df[df["status"] != "baseline"]
+    assert len(rows) == 12
+    # Every failure says why; a flag set that changes a checksum is a failure, never a winner.
+    for params, status, reason in zip(rows["params"], rows["status"], rows["reason"], strict=True):
+        if status == "invalid":
+            assert reason.startswith(("wrong result:", "compile failed:", "crashed:", "timeout:")), reason
+        if any(f in ("-ffast-math", "-Ofast") for f in flags_from_params(params)) and reason.startswith("wrong result"):
+            assert status == "invalid"
+    best = gt.SearchResult.from_csv(run_folder / "results.csv").get_best_result()
+    assert isinstance(best, dict) and best["status"] == "valid"
+
+    report = json.loads((run_folder / "speedup.json").read_text())
+    assert report["flags"] == flags_from_params(best["params"])
+    assert (run_folder / "best_flags.txt").read_text().split() == report["flags"]
+    for comparison in (report["vs_O2"], report["vs_O3"]):
+        assert comparison["ci_low"] <= comparison["speedup"] <= comparison["ci_high"]
+        assert 0 <= comparison["p_value"] <= 1
+
+    # MLflow: the search's run in the SQLite store, with the re-measured speedups.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("genetune-gcc")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.metrics["speedup_vs_O2"] == pytest.approx(report["vs_O2"]["speedup"])
+    assert run.data.tags["genetune.best_flags"] == " ".join(report["flags"])
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"speedup.md", "speedup.json"}
+
+    # Prefect: the ephemeral server's database (in PREFECT_HOME) holds both flow runs and the artifacts.
+    with sqlite3.connect(tmp_path / "prefect-home" / "prefect.db") as db:
+        states = dict(db.execute("SELECT f.name, r.state_type FROM flow_run r JOIN flow f ON f.id = r.flow_id").fetchall())
+        keys = {k for (k,) in db.execute("SELECT key FROM artifact WHERE key IS NOT NULL")}
+    assert states == {"genetune-gcc-tuning": "COMPLETED", "genetune-search": "COMPLETED"}
+    assert {"genetune-gcc-speedup", "genetune-summary", "genetune-progress", "genetune-mlflow-run"} <= keys
+
+
+def test_a_wrong_result_flag_set_is_invalid() -> None:
+    """-ffast-math reassociates the stencil's float reduction: faster, and wrong."""
+    score = evaluate(GccObjective(size="small", repeats=1, warmup=0), 7, {"opt_level": "-O3", "fast_math": "-ffast-math"}, 1, "test")
+    assert score.failed and score.reason.startswith("wrong result: stencil checksum"), score.reason
