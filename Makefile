@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml
 STAMP := $(VENV)/.genetune-installed
 
-.PHONY: help install build test test-rust test-python bench bench-overhead bench-quality lint clean
+.PHONY: help demo install build test test-rust test-python bench bench-overhead bench-quality bench-dask bench-gcc lint clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -19,6 +19,9 @@ $(STAMP): $(PY) pyproject.toml $(RUST_SOURCES)
 	$(PY) -m pip install -q "maturin>=1.9,<2"
 	source $(VENV)/bin/activate && maturin develop --release --extras test -q
 	touch $(STAMP)
+
+demo: install ## the main job: tune gcc flags for the bundled C kernels (Prefect flow, local Dask, MLflow in ./genetune-demo)
+	$(PY) -m genetune demo $(DEMO_ARGS)
 
 install: $(STAMP) ## create .venv, install dependencies, build the Rust extension (release)
 
@@ -46,6 +49,12 @@ bench-overhead: $(VENV)/.bench-installed ## ask+tell overhead per candidate vs p
 
 bench-quality: $(VENV)/.bench-installed ## hypervolume/IGD and best values at equal evaluations vs pymoo
 	$(PY) benches/bench_quality.py
+
+bench-dask: $(STAMP) ## DaskWorker and the Prefect flow vs plain client.map: overhead and utilization
+	$(PY) benches/bench_dask.py $(BENCH_ARGS)
+
+bench-gcc: $(VENV)/.bench-installed ## the gcc job: genetune vs Optuna TPE vs random search at equal budgets
+	$(PY) benches/bench_gcc.py $(BENCH_ARGS)
 
 lint: ## rustfmt, clippy
 	cargo fmt --all -- --check
