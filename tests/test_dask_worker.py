@@ -267,8 +267,13 @@ def test_baselines_per_gpu_normalize_each_result_by_its_own(gpu_cluster: SpecClu
     sequential worker's (one GPU, one baseline)."""
     host = socket.gethostname()
     cfg = config(normalize=True, generations=2)
-    result = search(dobj.gpu_bound, DaskWorker(address=gpu_cluster.scheduler_address, resources={"GPU": 1}), tmp_path, cfg).start()
+    searched = search(dobj.gpu_bound, DaskWorker(address=gpu_cluster.scheduler_address, resources={"GPU": 1}), tmp_path, cfg)
+    result = searched.start()
     assert baselines(result) == {f"{host}/gpu0": 2.0, f"{host}/gpu1": 4.0}
+    # Resuming finished work measures nothing again, baselines included.
+    assert searched.run_folder is not None
+    resumed = gt.Search.resume(searched.run_folder, dobj.gpu_bound, disable_progress_bar=True)
+    assert table(resumed) == table(result)
     assert set(result.get_results()["id"][:2]) == {f"baseline@{host}/gpu0", f"baseline@{host}/gpu1"}
     used = {m["placement"] for m in metadata(result)}
     assert used == {f"{host}/gpu0", f"{host}/gpu1"}  # both GPUs ran candidates

@@ -103,8 +103,12 @@ def test_deploy_to_process_pool_and_run_with_the_cli(server: PrefectServer, tmp_
     with server.client() as client:
         nightly = client.read_deployment_by_name("genetune-search/nightly")
         on_demand = client.read_deployment_by_name("genetune-search/on-demand")
-        # Not under test here, and a worker must never pick up a real nightly run (02:00 UTC).
+        gcc = client.read_deployment_by_name("genetune-gcc-tuning/gcc-weekly")
+        # Not under test here, and a worker must never pick up a real scheduled run.
         client.pause_deployment(nightly.id)
+        client.pause_deployment(gcc.id)
+    assert gcc.entrypoint == "flows/gcc_tuning.py:gcc_tuning" and gcc.work_pool_name == POOL
+    assert [(s.schedule.cron, s.schedule.timezone) for s in gcc.schedules] == [("0 3 * * 0", "UTC")]
     for deployment in (nightly, on_demand):
         assert deployment.work_pool_name == POOL
         assert deployment.entrypoint == ENTRYPOINT
