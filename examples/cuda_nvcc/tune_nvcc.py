@@ -39,14 +39,14 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import genetune as gt
 from genetune.search_spaces import SearchSpace
+from genetune.jobs.toolchain import leaves, number_text, run_process
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -91,24 +91,6 @@ _COMPILER_ENV = {"LC_ALL": "C"}
 # ----- from a candidate to an nvcc command line ---------------------------------------------------------
 
 
-def _leaves(params: Any, key: str = "") -> Iterator[tuple[str, Any]]:
-    """(leaf key, value) in order; nested dicts and lists (user-edited spaces) are walked."""
-    if isinstance(params, Mapping):
-        for child_key, value in params.items():
-            yield from _leaves(value, str(child_key))
-    elif isinstance(params, list | tuple):
-        for value in params:
-            yield from _leaves(value, key)
-    else:
-        yield key, params
-
-
-def _number_text(value: int | float) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def nvcc_flags(params: Mapping[str, Any]) -> list[str]:
     """The nvcc arguments a candidate selects, in the space's order: a string is the flag text
     (split like a shell would: ``"-Xptxas -O2"`` is two arguments), a number becomes its
@@ -119,7 +101,7 @@ def nvcc_flags(params: Mapping[str, Any]) -> list[str]:
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a mapping, got {type(params).__name__}")
     flags: list[str] = []
-    for key, value in _leaves(params):
+    for key, value in leaves(params):
         if key == BLOCK_SIZE_KEY or value is None:
             continue
         if isinstance(value, bool):
@@ -129,9 +111,9 @@ def nvcc_flags(params: Mapping[str, Any]) -> list[str]:
         elif isinstance(value, int | float):
             template = VALUED_FLAGS.get(key)
             if template is not None:
-                flags.append(template.format(_number_text(value)))
+                flags.append(template.format(number_text(value)))
             elif key.startswith("-"):
-                flags.append(key + _number_text(value))
+                flags.append(key + number_text(value))
             else:
                 raise ValueError(
                     f"params[{key!r}] = {value!r}: a number needs a flag: name the parameter after the flag prefix "
@@ -177,34 +159,6 @@ def load_space(path: str | os.PathLike[str] = SPACE_PATH) -> SearchSpace:
 
 
 # ----- the objective ----------------------------------------------------------------------------------
-
-
-def _run_process(
-    argv: Sequence[str], timeout: float, cwd: Path, env: Mapping[str, str] | None = None
-) -> tuple[int | None, str, str, float]:
-    """Runs a command: (return code, or None when killed at the timeout; stdout; stderr; seconds).
-    At the timeout the whole process group goes (nvcc's cicc/ptxas/host compiler too)."""
-    start = time.perf_counter()
-    with subprocess.Popen(
-        list(argv),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        cwd=cwd,
-        env=None if env is None else {**os.environ, **env},
-        start_new_session=True,
-    ) as proc:
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            out, err = proc.communicate()
-            return None, out, err, time.perf_counter() - start
-    return proc.returncode, out, err, time.perf_counter() - start
 
 
 def _first_error(stderr: str, scratch: Path) -> str:
@@ -343,7 +297,7 @@ class NvccObjective:
         source.write_text(self.source)
         argv = _argv(self.nvcc, self.arch, flags, source, exe)
         try:
-            code, _, err, seconds = _run_process(argv, self.compile_timeout, folder, _COMPILER_ENV)
+            code, _, err, seconds = run_process(argv, self.compile_timeout, folder, _COMPILER_ENV)
         except OSError as error:  # no nvcc at all: the machine's fault, not the candidate's
             raise RuntimeError(f"cannot run nvcc {self.nvcc!r}: {error}") from error
         if code is None:
@@ -355,7 +309,7 @@ class NvccObjective:
     def _run(self, exe: Path, block_size: int) -> tuple[str, float, dict[str, float]]:
         """One run: (checksum, median kernel seconds, the other numbers it printed)."""
         argv = [str(exe), str(block_size), str(self.n), str(self.reps)]
-        code, out, err, _ = _run_process(argv, self.run_timeout, exe.parent)
+        code, out, err, _ = run_process(argv, self.run_timeout, exe.parent)
         if code is None:
             raise gt.InvalidCandidate(f"timeout: the kernel ran longer than run_timeout={self.run_timeout:g} s")
         if code in (_EXIT_USAGE, _EXIT_CUDA):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
+
+from genetune.jobs.toolchain import leaves, number_text
 
 __all__ = ["BASELINE_FLAGS", "VALUED_FLAGS", "flags_from_params"]
 
@@ -31,25 +33,6 @@ VALUED_FLAGS: Mapping[str, str] = MappingProxyType(
 _OPT_LEVEL = re.compile(r"-O(?:[0-9]+|s|z|g|fast)?")
 
 
-def _leaves(params: Any, key: str) -> Iterator[tuple[str, Any]]:
-    """(leaf key, value) in order; nested dicts and lists (user-edited spaces) are walked."""
-    if isinstance(params, Mapping):
-        for child_key, value in params.items():
-            yield from _leaves(value, str(child_key))
-    elif isinstance(params, list | tuple):
-        for value in params:
-            yield from _leaves(value, key)
-    else:
-        yield key, params
-
-
-def _number_text(value: int | float) -> str:
-    # gcc wants integers; a float range that lands on a whole number is written as one.
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _flags_of(key: str, value: Any) -> list[str]:
     if value is None:  # not produced by genetune (absent keys are absent), accepted as "no flag"
         return []
@@ -60,9 +43,9 @@ def _flags_of(key: str, value: Any) -> list[str]:
     if isinstance(value, int | float):
         template = VALUED_FLAGS.get(key)
         if template is not None:
-            return [template.format(_number_text(value))]
+            return [template.format(number_text(value))]
         if key.startswith("-"):  # the key is the flag prefix itself, e.g. "--param=max-peeled-insns="
-            return [key + _number_text(value)]
+            return [key + number_text(value)]
         raise ValueError(
             f"params[{key!r}] = {value!r}: a number needs a flag: name the parameter after the flag prefix "
             f"(e.g. '--param={key.replace('_', '-')}=') or use one of {sorted(VALUED_FLAGS)}"
@@ -78,7 +61,7 @@ def flags_from_params(params: Mapping[str, Any]) -> list[str]:
         raise TypeError(f"params must be a mapping, got {type(params).__name__}")
     levels: list[str] = []
     others: list[str] = []
-    for key, value in _leaves(params, ""):
+    for key, value in leaves(params):
         for flag in _flags_of(key, value):
             # The -O level goes first as on any gcc command line (gcc applies it before explicit
             # -f flags whatever the order, so this is for readability of the recorded flags).

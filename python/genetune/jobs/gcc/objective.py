@@ -8,10 +8,8 @@ import os
 import re
 import signal
 import statistics
-import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from typing import Any, Literal, get_args
 
 from genetune.exceptions import InvalidCandidate
 from genetune.jobs.gcc.flags import BASELINE_FLAGS, flags_from_params
+from genetune.jobs.toolchain import run_process
 from genetune.metrics import log_metrics
 
 __all__ = ["BASE_CFLAGS", "KERNELS", "KERNEL_DIR", "GccObjective", "Size"]
@@ -47,42 +46,9 @@ _REFERENCES_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
-class _Finished:
-    returncode: int | None  # None: killed at the timeout
-    stdout: str
-    stderr: str
-    seconds: float
-
-
-@dataclass(frozen=True)
 class _Built:
     exe: Path
     compile_s: float
-
-
-def _run_process(argv: Sequence[str], timeout: float, cwd: Path, env: Mapping[str, str] | None = None) -> _Finished:
-    """Runs a command; at the timeout kills its whole process group (gcc's cc1/as/ld too)."""
-    start = time.perf_counter()
-    with subprocess.Popen(
-        list(argv),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        cwd=cwd,
-        env=None if env is None else {**os.environ, **env},
-        start_new_session=True,
-    ) as proc:
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            out, err = proc.communicate()
-            return _Finished(None, out, err, time.perf_counter() - start)
-    return _Finished(proc.returncode, out, err, time.perf_counter() - start)
 
 
 def _first_error(stderr: str, scratch: Path) -> str:
@@ -220,7 +186,7 @@ class GccObjective:
         exe = out_dir / kernel
         argv = [self.cc, *BASE_CFLAGS, *flags, "-o", str(exe), str(KERNEL_DIR / f"{kernel}.c"), "-lm"]
         try:
-            done = _run_process(argv, self.compile_timeout, out_dir, _GCC_LOCALE)
+            done = run_process(argv, self.compile_timeout, out_dir, _GCC_LOCALE)
         except OSError as err:  # no compiler at all: the machine's fault, not the candidate's
             raise RuntimeError(f"cc: cannot run the C compiler {self.cc!r}: {err}") from err
         if done.returncode is None:
@@ -234,7 +200,7 @@ class GccObjective:
 
     def _run_once(self, kernel: str, exe: Path) -> tuple[str, float]:
         """One run: (checksum, kernel-reported seconds)."""
-        done = _run_process([str(exe), self.size], self.run_timeout, exe.parent)
+        done = run_process([str(exe), self.size], self.run_timeout, exe.parent)
         if done.returncode is None:
             raise InvalidCandidate(f"timeout: {kernel} ran longer than run_timeout={self.run_timeout:g} s")
         if done.returncode != 0:
