@@ -3,9 +3,10 @@ that compiles, runs and verifies them.
 
 ```python
 import genetune as gt
-from genetune.jobs.gcc import GccObjective, load_space, measure_speedups
+from genetune.jobs.gcc import GccObjective, load_space, measure_speedups, search_config
 
-result = gt.Search(GccObjective(), load_space(), {"generations": 10, "seed": 1}).start()
+space = load_space()
+result = gt.Search(GccObjective(), space, search_config(space, generations=6, pool_size=16, seed=1)).start()
 best = result.get_best_result()
 print(measure_speedups(GccObjective(), best["params"]).summary())
 ```
@@ -13,7 +14,7 @@ print(measure_speedups(GccObjective(), best["params"]).summary())
 
 from genetune.jobs.gcc.flags import BASELINE_FLAGS, VALUED_FLAGS, flags_from_params
 from genetune.jobs.gcc.objective import BASE_CFLAGS, KERNEL_DIR, KERNELS, GccObjective, Size
-from genetune.jobs.gcc.space import SPACE_PATH, load_space, march_supported
+from genetune.jobs.gcc.space import SPACE_PATH, load_space, march_supported, search_config
 from genetune.jobs.gcc.stats import Comparison, SpeedupReport, measure_speedups
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "load_space",
     "march_supported",
     "measure_speedups",
+    "search_config",
 ]

@@ -17,7 +17,7 @@ from prefect.logging import get_run_logger
 from genetune.flows import genetune_search
 from genetune.jobs.gcc.flags import flags_from_params
 from genetune.jobs.gcc.objective import GccObjective
-from genetune.jobs.gcc.space import SPACE_PATH, load_space
+from genetune.jobs.gcc.space import SPACE_PATH, load_space, search_config
 from genetune.jobs.gcc.stats import SpeedupReport, measure_speedups
 from genetune.search_spaces import compile_space
 
@@ -89,12 +89,13 @@ def gcc_tuning(
     logger = get_run_logger()
     objective_kwargs: dict[str, Any] = {"kernels": list(kernels) if kernels else None, "size": size, "repeats": repeats, "warmup": warmup}
     GccObjective(**objective_kwargs)  # bad arguments fail here, before any cluster starts
-    space = compile_space(load_space(space_path or SPACE_PATH))
+    loaded = load_space(space_path or SPACE_PATH)
+    space = compile_space(loaded)
     summary = genetune_search(
         objective=OBJECTIVE,
         objective_kwargs=objective_kwargs,
         search_space=space,
-        search_config={"generations": generations, "pool_size": pool_size, "seed": seed, "normalize": True},
+        search_config=search_config(loaded, generations, pool_size, seed),
         dask_address=dask_address,
         n_workers=n_workers,
         cache_folder=cache_folder,
