@@ -263,7 +263,7 @@ def _remeasured(run: Run, key: str) -> float:
 
 
 def _mannwhitney(a: list[float], b: list[float]) -> float:
-    from scipy.stats import mannwhitneyu  # type: ignore[import-untyped]
+    from scipy.stats import mannwhitneyu
 
     a, b = [v for v in a if not math.isnan(v)], [v for v in b if not math.isnan(v)]
     if len(a) < 2 or len(b) < 2:
