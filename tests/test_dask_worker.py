@@ -368,7 +368,7 @@ def test_a_gpu_worker_joining_mid_search_gets_its_own_baseline(tmp_path: Path) -
         assert baselines(result) == {f"{host}/gpu0": 2.0, f"{host}/gpu2": 8.0}
         df = result.get_results()
         gpu2 = df[[m["placement"] == f"{host}/gpu2" and s != "baseline" for m, s in zip(df["metadata"], df["status"], strict=True)]]
-        assert len(gpu2) > 0 and min(gpu2["generation"]) == 1
+        assert len(gpu2) > 0 and min(gpu2["generation"]) >= 1  # joined as generation 1 was submitted
         assert all(s == "valid" for s in result.get_results()["status"] if s != "baseline")
         sequential = search(dobj.gpu_bound, "sequential", tmp_path, cfg).start()
         assert normalized_rows(result) == normalized_rows(sequential)
