@@ -325,25 +325,56 @@ def test_a_gpu_without_baseline_is_baselined_before_its_results_count(gpu_cluste
     assert normalized_rows(result) == normalized_rows(sequential)
 
 
+class DaskProcesses:
+    """A `dask scheduler` and `dask worker` processes on 127.0.0.1 (tests/ on their PYTHONPATH),
+    each in its own process group, all SIGKILLed on exit; their output goes to ``dask.log``."""
+
+    def __init__(self, tmp: Path, **env: str) -> None:
+        self.address = f"tcp://127.0.0.1:{free_port()}"
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]), **env}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs = (tmp / "dask.log").open("wb")
+
+    def _spawn(self, name: str, *args: str, env: dict[str, str]) -> None:
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", *args], env={**self.env, **env}, stdout=self._logs, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def scheduler(self) -> None:
+        port = self.address.rsplit(":", 1)[1]
+        self._spawn("scheduler", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard", "--dashboard-address", "127.0.0.1:0", env={})
+
+    def worker(self, name: str, *args: str, **env: str) -> None:
+        self._spawn(name, "distributed.cli.dask_worker", self.address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1", "--name", name, *args, env=env)
+
+    def wait_for_workers(self, n: int) -> None:
+        with Client(self.address, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(n, timeout=60)
+
+    def __enter__(self) -> DaskProcesses:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            process.wait()
+        self._logs.close()
+
+
 @pytest.mark.slow
 def test_a_gpu_worker_joining_mid_search_gets_its_own_baseline(tmp_path: Path) -> None:
     """Real `dask scheduler`/`dask worker` processes: GPU 2 (4x slower) joins in the middle of
     the search; it is baselined on itself and its results are normalized by that baseline."""
     host = socket.gethostname()
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    processes: list[subprocess.Popen[bytes]] = []
-    logs = (tmp_path / "dask.log").open("wb")
-
-    def spawn(*args: str, gpu: str | None = None) -> None:
-        extra = {"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {}
-        processes.append(
-            subprocess.Popen([sys.executable, "-m", *args], env={**env, **extra}, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)
-        )
+    dask_processes = DaskProcesses(tmp_path)
+    address = dask_processes.address
 
     def gpu_worker(i: int) -> None:
-        spawn("distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1", "--name", f"gpu-{i}", "--resources", "GPU=1", gpu=str(i))
+        dask_processes.worker(f"gpu-{i}", "--resources", "GPU=1", CUDA_VISIBLE_DEVICES=str(i))
 
     class JoinsAtGenerationOne(DaskWorker):
         """GPU 2 joins as generation 1 is submitted: after that generation's baselines."""
@@ -354,15 +385,13 @@ def test_a_gpu_worker_joining_mid_search_gets_its_own_baseline(tmp_path: Path) -
             self.calls += 1
             if self.calls == 2:
                 gpu_worker(2)
-                with Client(address, timeout=60, set_as_default=False) as client:
-                    client.wait_for_workers(2, timeout=60)
+                dask_processes.wait_for_workers(2)
             return super().run(*args, **kwargs)
 
-    try:
-        spawn("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", "--dashboard-address", "127.0.0.1:0")
+    with dask_processes:
+        dask_processes.scheduler()
         gpu_worker(0)
-        with Client(address, timeout=60, set_as_default=False) as client:
-            client.wait_for_workers(1, timeout=60)
+        dask_processes.wait_for_workers(1)
         cfg = config(normalize=True, generations=3, pool_size=12)
         result = search(dobj.gpu_bound, JoinsAtGenerationOne(address=address, resources={"GPU": 1}), tmp_path, cfg).start()
         assert baselines(result) == {f"{host}/gpu0": 2.0, f"{host}/gpu2": 8.0}
@@ -372,15 +401,6 @@ def test_a_gpu_worker_joining_mid_search_gets_its_own_baseline(tmp_path: Path) -
         assert all(s == "valid" for s in result.get_results()["status"] if s != "baseline")
         sequential = search(dobj.gpu_bound, "sequential", tmp_path, cfg).start()
         assert normalized_rows(result) == normalized_rows(sequential)
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            process.wait()
-        logs.close()
 
 
 # ----- crashes that kill Dask workers -------------------------------------------------------------
@@ -439,31 +459,16 @@ class WorkerKiller:
 
 @pytest.mark.slow
 def test_dead_worker_mid_generation_loses_nothing(tmp_path: Path) -> None:
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
     log_dir = tmp_path / "evaluations-log"
     log_dir.mkdir()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        dobj.LOG_DIR_ENV: str(log_dir),
-    }
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-    logs = (tmp_path / "dask.log").open("wb")
-
-    def spawn(name: str, *args: str) -> None:
-        processes[name] = subprocess.Popen(
-            [sys.executable, "-m", *args], env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    try:
-        spawn("scheduler", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", "--dashboard-address", "127.0.0.1:0")
+    with DaskProcesses(tmp_path, **{dobj.LOG_DIR_ENV: str(log_dir)}) as dask_processes:
+        processes = dask_processes.processes
+        dask_processes.scheduler()
         for name in ("w0", "w1"):
-            spawn(name, "distributed.cli.dask_worker", address, "--nthreads", "1", "--nanny", "--no-dashboard", "--host", "127.0.0.1", "--name", name)
-        with Client(address, timeout=60, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=60)
+            dask_processes.worker(name, "--nanny")
+        dask_processes.wait_for_workers(2)
         killer = WorkerKiller(processes, log_dir)
-        worker = DaskWorker(address=address)
+        worker = DaskWorker(address=dask_processes.address)
         result = search(dobj.logged, worker, tmp_path, trackers=[killer]).start()
         assert killer.killed is not None, "no Dask worker was killed"
         victim, interrupted = killer.killed
@@ -477,12 +482,3 @@ def test_dead_worker_mid_generation_loses_nothing(tmp_path: Path) -> None:
         assert interrupted and all(by_params[key]["dask_worker_name"] != victim for key in interrupted)
         assert processes[victim].poll() is not None
         assert {m["dask_worker_name"] for m in df["metadata"]} == {"w0", "w1"}
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            process.wait()
-        logs.close()
