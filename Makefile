@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml
 STAMP := $(VENV)/.genetune-installed
 
-.PHONY: help demo install build test test-rust test-python bench bench-overhead bench-quality bench-dask bench-gcc lint clean
+.PHONY: help demo install build test test-rust test-python bench bench-overhead bench-quality bench-budget bench-dask bench-gcc lint clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,7 +41,7 @@ test-python: install ## pytest (slow tests included) and the typed-surface check
 bench: bench-overhead bench-quality ## both engine benchmarks, peers side by side (installs the peers)
 
 $(VENV)/.bench-installed: $(STAMP)
-	$(PY) -m pip install -q -e ".[bench]" --no-build-isolation 2>/dev/null || $(PY) -m pip install -q "pymoo==0.6.2" "optuna>=4" "deap>=1.4" "pygmo>=2.19"
+	$(PY) -m pip install -q -e ".[bench]" --no-build-isolation 2>/dev/null || $(PY) -m pip install -q "pymoo==0.6.2" "optuna>=4" "deap>=1.4" "pygmo>=2.19" "cmaes>=0.10" "coco-experiment>=2.6" "ioh>=0.3.14"
 	touch $@
 
 bench-overhead: $(VENV)/.bench-installed ## ask+tell overhead per candidate vs pymoo, pygmo, DEAP, Optuna
@@ -49,6 +49,9 @@ bench-overhead: $(VENV)/.bench-installed ## ask+tell overhead per candidate vs p
 
 bench-quality: $(VENV)/.bench-installed ## hypervolume/IGD and best values at equal evaluations vs pymoo
 	$(PY) benches/bench_quality.py
+
+bench-budget: $(VENV)/.bench-installed ## best value per evaluation at 50-2,000 evaluations vs Optuna TPE, random, CMA-ES, pymoo (~35 min)
+	$(PY) benches/bench_budget.py --jobs 2 $(BENCH_ARGS)
 
 bench-dask: $(STAMP) ## DaskWorker and the Prefect flow vs plain client.map: overhead and utilization
 	$(PY) benches/bench_dask.py $(BENCH_ARGS)
