@@ -20,11 +20,12 @@ Methods, all at the same budgets in the same run (``--methods``):
   independent for several; ``constant_liar=True``); the other setting of ``multivariate`` as
   ``tpe-uv`` (``multivariate=False``, Optuna 4's default; one objective only) and ``tpe-mv``
   (``multivariate=True``; several objectives only); ``tpe-b32``: ``TPESampler(constant_liar=True)``
-  asked and told in batches of 32 (genetune's parallelism per generation); ``random``: ``RandomSampler``; ``cmaes``: ``CmaEsSampler`` (only
-  on the all-numeric bbob-mixint problems); ``nsga2-optuna``: ``NSGAIISampler`` (multi-objective
-  only); ``pymoo``: pymoo ``MixedVariableGA`` (defaults, pop 50) for one objective and ``NSGA2``
-  (defaults, pop 100) for several. Optuna runs define-by-run through ask/tell; an INVALID
-  candidate is told a penalty value worse than any valid one (TPE only ranks values).
+  asked and told in batches of 32 (genetune's parallelism per generation); ``random``:
+  ``RandomSampler``; ``cmaes``: ``CmaEsSampler`` (only on the all-numeric bbob-mixint problems);
+  ``nsga2-optuna``: ``NSGAIISampler`` (multi-objective only); ``pymoo``: pymoo ``MixedVariableGA``
+  (defaults, pop 50) for one objective and ``NSGA2`` (defaults, pop 100) for several. Optuna
+  runs define-by-run through ask/tell; an INVALID candidate is told a penalty value worse than
+  any valid one (TPE only ranks values); pymoo gets the same penalty.
 - The peers do not know the budget, so each runs once per (problem, seed) to the largest budget
   it is measured at and is scored on its first B evaluations for every B ("anytime"). genetune
   runs once per budget (its generations, and a future engine, depend on it).
@@ -66,6 +67,7 @@ Usage::
     .venv/bin/python benches/bench_budget.py --budgets 100,400 --seeds 3 --problems mixint/f0,pbo,flags
     .venv/bin/python benches/bench_budget.py --engine auto --set mutate_rate=0.1   # adds a tuned row
     .venv/bin/python benches/bench_budget.py --list               # the problem keys
+    .venv/bin/python benches/bench_budget.py --report benches/results/budget-<date>.json   # re-print a saved run
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ BATCH = 32  # tpe-b32's batch: genetune's default pool
 DEFAULT_PROBLEMS = (
     [f"mixint/f{f:02d}/d10/i1" for f in (1, 3, 6, 8, 10, 15, 20, 21)]
     + ["mixint/f10/d20/i1"]
-    + ["pbo/OneMax/n100/i1", "pbo/LeadingOnes/n64/i1", "pbo/LABS/n64/i1", "pbo/NKLandscapes/n64/i1", "pbo/ConcatenatedTrap/n40/i1"]
+    + ["pbo/OneMax/n100/i1", "pbo/LeadingOnes/n64/i1", "pbo/LABS/n64/i1", "pbo/NKLandscapes/n64/i1"]
+    + ["pbo/ConcatenatedTrap/n40/i1"]
     + ["flags/s1"]
     + [f"mo/{m}" for m in bp.MO_NAMES]
 )
@@ -663,7 +666,7 @@ def build_tasks(args: argparse.Namespace, methods: list[str], settings: dict[str
                     if marks:
                         tasks.append((key, method, seed, max(marks), marks, "{}"))
     # Longest first, so the two workers finish together.
-    cost = {"tpe": 30.0, "tpe-uv": 30.0, "tpe-mv": 10.0, "tpe-b32": 25.0, "nsga2-optuna": 3.0, "cmaes": 3.0, "random": 1.0, "pymoo": 1.0}
+    cost = {"tpe": 30.0, "tpe-uv": 30.0, "tpe-mv": 10.0, "tpe-b32": 25.0, "nsga2-optuna": 3.0, "cmaes": 3.0, "random": 1.0}
     tasks.sort(key=lambda t: -cost.get(t[1], 0.05) * t[3] * (2 if "/d20/" in t[0] else 1))
     return tasks
 
@@ -679,12 +682,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tpe-max-budget", type=int, default=400, help="largest budget tpe and tpe-b32 run to (default 400)")
     ap.add_argument("--tpe-variant-max-budget", type=int, default=100, help="largest budget tpe-uv runs to (default 100)")
     ap.add_argument("--engine", default=None, help="adds a genetune row with this engine (ga, nsga2, nsga3, auto, ...)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="SearchConfiguration override for the --engine row")
-    ap.add_argument("--variant", action="append", default=[], metavar="'K=V,K=V'", help="another genetune row with these settings")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="SearchConfiguration override (--engine row)")
+    ap.add_argument("--variant", action="append", default=[], metavar="'K=V,K=V'", help="another genetune row, these settings")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (at most 2: the machine is shared)")
     ap.add_argument("--out", default=None, help="Markdown report (default benches/results/budget-<date>.md; JSON beside it)")
     ap.add_argument("--list", action="store_true", help="print the problem keys of --problems and exit")
+    ap.add_argument("--report", default=None, metavar="RUN.json", help="re-print the tables of a saved run and exit")
     args = ap.parse_args(argv)
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        ns = argparse.Namespace(**saved["args"])
+        saved_runs = [
+            Run(**{**r, "scores": _int_keys(r["scores"]), "opt_ms": _int_keys(r["opt_ms"]), "invalid": _int_keys(r["invalid"])})
+            for r in saved["runs"]
+        ]
+        print(report(saved_runs, ns, saved["methods"], saved["settings"]))
+        return 0
 
     args.problems = select_problems(args.problems or ("quick" if args.quick else "default"))
     if args.list:
@@ -737,7 +750,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"## Small-budget benchmark ({_dt.date.today().isoformat()}, commit {env['commit']})\n\n"
         f"{len(args.problems)} problems, seeds 0..{args.seeds - 1}, budgets {', '.join(map(str, args.budgets))} "
-        f"(MO {', '.join(map(str, args.mo_budgets))}); tpe/tpe-mv/tpe-b32 up to {args.tpe_max_budget}, tpe-uv up to {args.tpe_variant_max_budget}; "
+        f"(MO {', '.join(map(str, args.mo_budgets))}); tpe/tpe-mv/tpe-b32 up to {args.tpe_max_budget}, "
+        f"tpe-uv up to {args.tpe_variant_max_budget}; "
         f"{len(runs)} runs in {elapsed / 60:.1f} min on {args.jobs} process(es), load {env['loadavg']}; "
         f"versions {', '.join(f'{k} {v}' for k, v in env['versions'].items() if v)}.\n"
         f"Rows: genetune = defaults (only generations and seed set)"
@@ -760,6 +774,10 @@ def main(argv: list[str] | None = None) -> int:
     out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=str))
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
+
+
+def _int_keys(d: dict[str, Any]) -> dict[int, Any]:
+    return {int(k): v for k, v in d.items()}
 
 
 def _dist_version(name: str) -> str | None:

@@ -84,16 +84,16 @@ def mixint(f: int, d: int, inst: int) -> Problem:
     cp = _mixint_suite().get_problem_by_function_dimension_instance(f, d, inst)
     lo, hi = np.asarray(cp.lower_bounds), np.asarray(cp.upper_bounds)
     n_int = int(cp.number_of_integer_variables)
-    params = [
-        Param(f"x{i:02d}", "int", int(lo[i]), int(hi[i])) if i < n_int else Param(f"x{i:02d}", "float", float(lo[i]), float(hi[i]))
-        for i in range(d)
-    ]
+    # COCO puts the integer variables first.
+    params = [Param(f"x{i:02d}", "int" if i < n_int else "float", float(lo[i]), float(hi[i])) for i in range(d)]
+    params = [Param(p.name, p.kind, int(p.low), int(p.high)) if p.kind == "int" else p for p in params]
     names = [p.name for p in params]
 
     def evaluate(v: Values) -> list[float]:
         return [float(cp(np.array([float(v[n]) for n in names])))]
 
-    return Problem(f"mixint/f{f:02d}/d{d}/i{inst}", "bbob-mixint", params, evaluate, info={"coco_id": cp.id, "integer_variables": n_int})
+    info = {"coco_id": cp.id, "integer_variables": n_int}
+    return Problem(f"mixint/f{f:02d}/d{d}/i{inst}", "bbob-mixint", params, evaluate, info=info)
 
 
 # ================================================================================================
