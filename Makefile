@@ -50,7 +50,7 @@ bench-overhead: $(VENV)/.bench-installed ## ask+tell overhead per candidate vs p
 bench-quality: $(VENV)/.bench-installed ## hypervolume/IGD and best values at equal evaluations vs pymoo
 	$(PY) benches/bench_quality.py
 
-bench-budget: $(VENV)/.bench-installed ## best value per evaluation at 50-2,000 evaluations vs Optuna TPE, random, CMA-ES, pymoo (~35 min)
+bench-budget: $(VENV)/.bench-installed ## best value per evaluation at 50-2,000 evaluations vs Optuna TPE, random, CMA-ES, pymoo (40-60 min)
 	$(PY) benches/bench_budget.py --jobs 2 $(BENCH_ARGS)
 
 bench-dask: $(STAMP) ## DaskWorker and the Prefect flow vs plain client.map: overhead and utilization

@@ -48,22 +48,24 @@ Reported (Markdown on stdout and in ``--out``, raw numbers in the matching ``.js
   two-sided p is 2 / 2**n, so 5 seeds can never be significant: the default is 6 seeds;
 - the optimizer's own time per candidate (ask + tell, objective excluded) of genetune and TPE.
 
-Default problem set (``--problems default``, 19 problems, sized for ~40 minutes with ``--jobs 2``
-on the project's 2-core machine, ~80 with the default ``--jobs 1``): bbob-mixint d=10 f1 (sphere),
-f3 (separable Rastrigin), f6 (attractive sector), f8 (Rosenbrock), f10 (ellipsoid), f15
+Default problem set (``--problems default``, 19 problems): bbob-mixint d=10 f1 (sphere), f3
+(separable Rastrigin), f6 (attractive sector), f8 (Rosenbrock), f10 (ellipsoid), f15
 (Rastrigin), f20 (Schwefel), f21 (Gallagher 101 peaks) and d=20 f10, instance 1; PBO OneMax (100
 bits), LeadingOnes, LABS, NKLandscapes (64 bits), ConcatenatedTrap (40 bits); ``flags/s1``; the 4
-MO problems; 6 seeds; budgets 50, 100, 400, 2000 (MO 200, 500). Measured per (problem, seed) on
-one core: a 64-bit PBO problem or the flag problem ~80 s (TPE to 400 ~20 s, TPE batch ~18 s,
-Optuna random to 2,000 ~12-23 s, genetune's four runs), a d=10 bbob-mixint problem ~25 s, an MO
-problem ~35 s. ``--problems all`` (all 24 functions at d=10/20 x 3 instances, the 7 PBO problems
+MO problems; 6 seeds; budgets 50, 100, 400, 2000 (MO 200, 500). Estimated from a medium run's
+per-run times: ~40 minutes with ``--jobs 2`` on the project's 2-core machine when it is
+otherwise idle, ~60 under a load average of 4-5, twice that with the default ``--jobs 1``. Per
+(problem, seed) on one loaded core: a 64-bit PBO problem ~95 s and the flag problem ~125 s (TPE
+to 400 20-35 s, TPE batch 26-36 s, Optuna random to 2,000 12-25 s, genetune's four runs ~20 s
+with the model-assisted engine as of 2026-12-01), a d=10 bbob-mixint problem ~40 s, an MO
+problem ~50 s. ``--problems all`` (all 24 functions at d=10/20 x 3 instances, the 7 PBO problems
 at 40/64/100 bits x 2 instances, 4 flag seeds) takes many hours; pick prefixes instead, e.g.
 ``--problems mixint/f1,pbo/IsingRing,pbo/MIS``.
 
 Usage::
 
     .venv/bin/python benches/bench_budget.py --quick              # smoke run: 6 problems, 2 seeds, budgets 50/100 (~2 min)
-    .venv/bin/python benches/bench_budget.py --jobs 2             # the full default run (~35 min)
+    .venv/bin/python benches/bench_budget.py --jobs 2             # the full default run (~40-60 min)
     .venv/bin/python benches/bench_budget.py --budgets 100,400 --seeds 3 --problems mixint/f0,pbo,flags
     .venv/bin/python benches/bench_budget.py --engine auto --set mutate_rate=0.1   # adds a tuned row
     .venv/bin/python benches/bench_budget.py --list               # the problem keys
