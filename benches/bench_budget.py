@@ -730,6 +730,14 @@ def main(argv: list[str] | None = None) -> int:
     env = environment(("genetune", "numpy", "scipy", "optuna", "pymoo", "cmaes", "cocoex", "ioh"))
     env["versions"]["cocoex"] = _dist_version("coco-experiment") or env["versions"]["cocoex"]
     tasks = build_tasks(args, methods, settings)
+    for m in settings:
+        if not any(t[1] == m for t in tasks):
+            from genetune import SearchConfiguration
+
+            try:
+                SearchConfiguration(generations=1, **json.loads(settings[m]))
+            except Exception as err:  # noqa: BLE001
+                ap.error(f"{m}: SearchConfiguration rejects {settings[m]} for every problem: {err}")
     print(
         f"bench_budget: {len(args.problems)} problems, {args.seeds} seeds, budgets {args.budgets} (MO {args.mo_budgets}), "
         f"{len(tasks)} runs on {args.jobs} process(es); methods: {', '.join(methods)}; commit {env['commit']}; "
