@@ -70,6 +70,7 @@ Usage::
     .venv/bin/python benches/bench_budget.py --engine auto --set mutate_rate=0.1   # adds a tuned row
     .venv/bin/python benches/bench_budget.py --list               # the problem keys
     .venv/bin/python benches/bench_budget.py --report benches/results/budget-<date>.json   # re-print a saved run
+    .venv/bin/python benches/bench_budget.py --peers-from benches/results/budget-<date>.json   # rerun genetune rows only
 """
 
 from __future__ import annotations
@@ -623,9 +624,13 @@ def report(runs: list[Run], args: argparse.Namespace, methods: list[str], settin
         ratio_s = f"{ratio:,.0f}×" if math.isfinite(ratio) else "-"
         out(f"| {b} | " + " | ".join(fmt(med[m], 3) if math.isfinite(med[m]) else "-" for m in timed) + f" | {ratio_s} |")
     out("")
-    errors = [r for r in runs if r.error]
+    errors: dict[tuple[str, str], int] = {}
+    for r in runs:
+        if r.error:
+            errors[(r.method, r.error)] = errors.get((r.method, r.error), 0) + 1
     if errors:
-        out(f"{len(errors)} runs failed, e.g.: " + "; ".join(f"{r.method} on {r.problem}: {r.error}" for r in errors[:5]))
+        out(f"**{sum(errors.values())} of {len(runs)} runs failed** (their cells are empty):\n")
+        out("\n".join(f"- {m}, {n} runs: {e[:300]}" for (m, e), n in errors.items()))
         out("")
     return "\n".join(lines)
 
@@ -690,15 +695,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="Markdown report (default benches/results/budget-<date>.md; JSON beside it)")
     ap.add_argument("--list", action="store_true", help="print the problem keys of --problems and exit")
     ap.add_argument("--report", default=None, metavar="RUN.json", help="re-print the tables of a saved run and exit")
+    ap.add_argument(
+        "--peers-from", default=None, metavar="RUN.json", help="reuse a saved run's peer runs (independent of genetune's build)"
+    )
     args = ap.parse_args(argv)
     if args.report:
         saved = json.loads(Path(args.report).read_text())
         ns = argparse.Namespace(**saved["args"])
-        saved_runs = [
-            Run(**{**r, "scores": _int_keys(r["scores"]), "opt_ms": _int_keys(r["opt_ms"]), "invalid": _int_keys(r["invalid"])})
-            for r in saved["runs"]
-        ]
-        print(report(saved_runs, ns, saved["methods"], saved["settings"]))
+        print(report(load_runs(saved), ns, saved["methods"], saved["settings"]))
         return 0
 
     args.problems = select_problems(args.problems or ("quick" if args.quick else "default"))
@@ -730,6 +734,18 @@ def main(argv: list[str] | None = None) -> int:
     env = environment(("genetune", "numpy", "scipy", "optuna", "pymoo", "cmaes", "cocoex", "ioh"))
     env["versions"]["cocoex"] = _dist_version("coco-experiment") or env["versions"]["cocoex"]
     tasks = build_tasks(args, methods, settings)
+    reused: list[Run] = []
+    if args.peers_from:
+        have = {(r.problem, r.method, r.seed): r for r in load_runs(json.loads(Path(args.peers_from).read_text())) if not r.error}
+        kept = []
+        for t in tasks:
+            r = have.get((t[0], t[1], t[2]))
+            if r is not None and not t[1].startswith("genetune") and all(b in r.scores for b in t[4]):
+                reused.append(r)
+            else:
+                kept.append(t)
+        tasks = kept
+        print(f"reusing {len(reused)} peer runs from {args.peers_from}", flush=True)
     for m in settings:
         if not any(t[1] == m for t in tasks):
             from genetune import SearchConfiguration
@@ -746,11 +762,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ext = extension_id()
     t_start = time.perf_counter()
-    runs: list[Run] = []
+    runs: list[Run] = list(reused)
+    failed: set[str] = set()
     for i, run in enumerate(_execute(tasks, args.jobs), 1):
         runs.append(run)
-        if run.error:
-            print(f"  ! {run.method} on {run.problem} seed {run.seed}: {run.error}", flush=True)
+        if run.error and run.method not in failed:
+            failed.add(run.method)
+            print(f"  ! {run.method} on {run.problem} seed {run.seed}: {run.error} (further failures: at the end)", flush=True)
         if i % max(1, len(tasks) // 20) == 0 or i == len(tasks):
             print(f"  {i}/{len(tasks)} runs, {time.perf_counter() - t_start:.0f} s", flush=True)
     elapsed = time.perf_counter() - t_start
@@ -762,7 +780,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(args.problems)} problems, seeds 0..{args.seeds - 1}, budgets {', '.join(map(str, args.budgets))} "
         f"(MO {', '.join(map(str, args.mo_budgets))}); tpe/tpe-mv/tpe-b32 up to {args.tpe_max_budget}, "
         f"tpe-uv up to {args.tpe_variant_max_budget}; "
-        f"{len(runs)} runs in {elapsed / 60:.1f} min on {args.jobs} process(es), load {env['loadavg']}; "
+        f"{len(runs)} runs" + (f" ({len(reused)} peer runs reused from {args.peers_from})" if reused else "")
+        + f" in {elapsed / 60:.1f} min on {args.jobs} process(es), load {env['loadavg']}; "
         f"versions {', '.join(f'{k} {v}' for k, v in env['versions'].items() if v)}.\n"
         f"Rows: genetune = defaults (only generations and seed set)"
         + "".join(f"; {m} = {settings[m]}" for m in methods if m.startswith("genetune") and m != "genetune")
@@ -784,6 +803,13 @@ def main(argv: list[str] | None = None) -> int:
     out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=str))
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
+
+
+def load_runs(saved: dict[str, Any]) -> list[Run]:
+    return [
+        Run(**{**r, "scores": _int_keys(r["scores"]), "opt_ms": _int_keys(r["opt_ms"]), "invalid": _int_keys(r["invalid"])})
+        for r in saved["runs"]
+    ]
 
 
 def _int_keys(d: dict[str, Any]) -> dict[int, Any]:
