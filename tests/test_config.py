@@ -59,7 +59,8 @@ def test_defaults() -> None:
     assert cfg.init_with_true_random_threshold == 0.9
     assert cfg.enable_large_fail_pool is True
     assert cfg.seed is None
-    assert cfg.engine == "ga"
+    assert cfg.engine == "auto" and cfg.algorithm == "ga"
+    assert cfg.gene_mutate_rate is None and cfg.oversampling == 24
     assert cfg.directions == ["min"]
 
 
@@ -201,10 +202,14 @@ def test_objective_weights_sum_uses_a_tolerance() -> None:
 
 
 def test_engine_defaults_by_number_of_objectives() -> None:
-    assert gt.SearchConfiguration(generations=1).engine == "ga"
+    cfg = gt.SearchConfiguration(generations=1)
+    assert cfg.engine == "auto" and cfg.algorithm == "ga" and cfg.engine_config()["surrogate"] is True
+    assert gt.SearchConfiguration(generations=1, engine="ga").engine_config()["surrogate"] is False
     for m in (2, 3, 5):
         cfg = gt.SearchConfiguration(generations=1, num_objectives=m)
-        assert cfg.engine == "nsga3"
+        assert cfg.engine == "auto" and cfg.algorithm == "nsga3"
+        # NSGA-III's own operator defaults hold under 'auto' too.
+        assert cfg.crossover_prob == 1.0 and cfg.crossover_eta == 30.0
         assert cfg.directions == ["min"] * m
     cfg = gt.SearchConfiguration(generations=1, num_objectives=3, problem_type="max")
     assert cfg.directions == ["max"] * 3
@@ -215,7 +220,7 @@ def test_configuration_is_frozen() -> None:
     for name, value in (("generations", 5), ("pool_size", 64), ("mutate_rate", 0.5), ("engine", "nsga2")):
         with pytest.raises((TypeError, ValueError, AttributeError)):
             setattr(cfg, name, value)
-    assert cfg.generations == 3 and cfg.pool_size == 32 and cfg.mutate_rate == 0.25 and cfg.engine == "ga"
+    assert cfg.generations == 3 and cfg.pool_size == 32 and cfg.mutate_rate == 0.25 and cfg.engine == "auto"
 
 
 def test_plain_dict_is_accepted_by_engine() -> None:

@@ -18,6 +18,7 @@ class ProblemType(StrEnum):
 
 
 class EngineKind(StrEnum):
+    AUTO = "auto"
     GA = "ga"
     NSGA2 = "nsga2"
     NSGA3 = "nsga3"
@@ -63,7 +64,7 @@ class SearchConfiguration(BaseModel):
     cull_size: int | None = Field(
         default=None, gt=1, multiple_of=2, description="Mating-pool size: the best cull_size survivors breed (derived when None)."
     )
-    mutate_rate: float = Field(default=0.25, gt=0, lt=1, description="Per-gene mutation probability.")
+    mutate_rate: float = Field(default=0.25, gt=0, lt=1, description="Probability that an offspring is mutated (CompileIQ's meaning).")
     problem_type: ProblemType = Field(default=ProblemType.MIN, description="Direction of every objective unless `directions` is set.")
     num_objectives: int = Field(default=1, gt=0, le=64)
     normalize: bool = Field(default=False, description="Divide scores by the baseline's (BASELINE_CONFIG) before selection.")
@@ -76,7 +77,11 @@ class SearchConfiguration(BaseModel):
     enable_large_fail_pool: bool = Field(default=True, description="Accepted for CompileIQ compatibility; has no effect.")
     # genetune's own fields.
     seed: int | None = Field(default=None, ge=0, lt=2**64, description="Seed of the engine's RNG (drawn and recorded when None).")
-    engine: EngineKind | None = Field(default=None, description="'ga' (default for one objective), 'nsga2' or 'nsga3' (default for more).")
+    engine: EngineKind | None = Field(
+        default=None,
+        description="'auto' (default): the model-assisted engine, with GA selection for one objective, NSGA-II for two, NSGA-III for more; "
+        "'ga', 'nsga2', 'nsga3': the plain genetic engines. None means 'auto'.",
+    )
     directions: list[ProblemType] | None = Field(default=None, description="Per-objective 'min'/'max'; defaults to problem_type for all.")
     crossover_prob: float | None = Field(
         default=None, ge=0, le=1, description="Probability that a pair of parents is crossed (default 0.9; 1.0 for nsga3)."
@@ -85,6 +90,23 @@ class SearchConfiguration(BaseModel):
         default=None, ge=0, description="SBX distribution index, larger = children closer to parents (default 15; 30 for nsga3)."
     )
     mutation_eta: float = Field(default=20.0, ge=0, description="Polynomial-mutation distribution index.")
+    gene_mutate_rate: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Probability that each parameter of a mutated offspring changes (default: 1 / the number of "
+        "mutable parameters); at least one always changes.",
+    )
+    oversampling: int = Field(
+        default=24, ge=1, le=1024, description="engine='auto': offspring bred and screened by the model per evaluated candidate."
+    )
+    model_evaluations: int | None = Field(
+        default=None,
+        ge=0,
+        lt=2**64,
+        description="engine='auto': the model screens offspring until this many candidates are evaluated, plain breeding "
+        "after that (default: 2,000 for one objective, 300 for several).",
+    )
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> SearchConfiguration:
@@ -107,7 +129,7 @@ class SearchConfiguration(BaseModel):
                 raise ValueError("objective_weights must be non-negative")
             if not math.isclose(math.fsum(w), 1.0, rel_tol=0, abs_tol=1e-9):
                 raise ValueError(f"Objective Weights must add up to 1.0 (they add up to {math.fsum(w)})")
-        engine = self.engine or (EngineKind.GA if m == 1 else EngineKind.NSGA3)
+        engine = self.engine or EngineKind.AUTO
         if engine == EngineKind.GA and m > 1:
             raise ValueError(f"engine 'ga' optimizes one objective; use 'nsga2' or 'nsga3' for num_objectives={m}")
         directions = self.directions or [self.problem_type] * m
@@ -121,13 +143,13 @@ class SearchConfiguration(BaseModel):
             )
         # The model is frozen; derived values are filled in once, here.
         # NSGA-III's own operator defaults (Deb & Jain 2014): SBX with eta 30, always crossed.
-        nsga3 = engine == EngineKind.NSGA3
+        object.__setattr__(self, "engine", engine)
+        nsga3 = self.algorithm == EngineKind.NSGA3
         crossover_prob = self.crossover_prob if self.crossover_prob is not None else (1.0 if nsga3 else 0.9)
         crossover_eta = self.crossover_eta if self.crossover_eta is not None else (30.0 if nsga3 else 15.0)
         for name, value in (
             ("pool_size", pool),
             ("cull_size", cull),
-            ("engine", engine),
             ("directions", list(directions)),
             ("crossover_prob", crossover_prob),
             ("crossover_eta", crossover_eta),
@@ -135,16 +157,35 @@ class SearchConfiguration(BaseModel):
             object.__setattr__(self, name, value)
         return self
 
+    @property
+    def algorithm(self) -> EngineKind:
+        """The selection scheme: the engine itself, or what 'auto' selects with (GA for one
+        objective, NSGA-II for two, NSGA-III for more: what measured best in benches/)."""
+        if self.engine != EngineKind.AUTO:
+            return self.engine
+        return {1: EngineKind.GA, 2: EngineKind.NSGA2}.get(self.num_objectives, EngineKind.NSGA3)
+
+    @property
+    def model_evaluations_or_default(self) -> int:
+        """How many evaluations the model screens (see ``model_evaluations``)."""
+        if self.model_evaluations is not None:
+            return self.model_evaluations
+        return 2000 if self.num_objectives == 1 else 300
+
     def engine_config(self) -> dict[str, Any]:
         """The configuration the Rust engine takes."""
-        assert self.pool_size is not None and self.cull_size is not None and self.engine is not None and self.directions is not None
+        assert self.pool_size is not None and self.cull_size is not None and self.directions is not None
         return {
             "generations": self.generations,
             "pool_size": self.pool_size,
             "cull_size": self.cull_size,
             "mutate_rate": self.mutate_rate,
             "directions": [str(d) for d in self.directions],
-            "algorithm": str(self.engine),
+            "algorithm": str(self.algorithm),
+            "surrogate": self.engine == EngineKind.AUTO,
+            "gene_mutate_rate": self.gene_mutate_rate,
+            "oversampling": self.oversampling,
+            "model_evaluations": self.model_evaluations_or_default,
             "init_seed_share": self.init_with_true_random_threshold,
             "objective_weights": self.objective_weights,
             "crossover_prob": self.crossover_prob,

@@ -26,8 +26,22 @@ pub struct EngineConfig {
     pub pool_size: usize,
     /// Size of the mating pool: the best `cull_size` survivors breed the next generation.
     pub cull_size: usize,
-    /// Per-gene mutation probability.
+    /// Probability that an offspring is mutated (CompileIQ's meaning).
     pub mutate_rate: f64,
+    /// Probability that each mutable gene of a mutated offspring changes; `None` adapts it to the
+    /// space (1 / the number of mutable genes). At least one gene always changes.
+    #[serde(default)]
+    pub gene_mutate_rate: Option<f64>,
+    /// Model-assisted breeding: each generation breeds `oversampling` offspring per slot and
+    /// evaluates the `pool_size` that a surrogate fitted to every evaluated candidate prefers.
+    #[serde(default)]
+    pub surrogate: bool,
+    #[serde(default = "default_oversampling")]
+    pub oversampling: usize,
+    /// The surrogate screens offspring until this many candidates are evaluated; plain breeding
+    /// follows (long runs need the model less than its cost).
+    #[serde(default = "default_model_evaluations")]
+    pub model_evaluations: u64,
     /// One direction per objective.
     pub directions: Vec<Direction>,
     pub algorithm: Algorithm,
@@ -38,6 +52,14 @@ pub struct EngineConfig {
     pub crossover_prob: f64,
     pub crossover_eta: f64,
     pub mutation_eta: f64,
+}
+
+fn default_oversampling() -> usize {
+    24
+}
+
+fn default_model_evaluations() -> u64 {
+    u64::MAX
 }
 
 impl EngineConfig {
@@ -68,9 +90,10 @@ impl EngineConfig {
                 self.pool_size
             ));
         }
-        if self.cull_size < 2 || self.cull_size > self.pool_size {
+        // The same rule as the Python model: some survivors must not breed.
+        if self.cull_size < 2 || self.cull_size >= self.pool_size {
             return bad(format!(
-                "cull_size must be within 2..=pool_size ({}), got {}",
+                "cull_size must be within 2..pool_size ({}), got {}",
                 self.pool_size, self.cull_size
             ));
         }
@@ -82,6 +105,17 @@ impl EngineConfig {
             if !(0.0..=1.0).contains(&v) {
                 return bad(format!("{name} must be within [0, 1], got {v}"));
             }
+        }
+        if let Some(r) = self.gene_mutate_rate {
+            if !(r > 0.0 && r <= 1.0) {
+                return bad(format!("gene_mutate_rate must be within (0, 1], got {r}"));
+            }
+        }
+        if self.oversampling == 0 || self.oversampling > 1024 {
+            return bad(format!(
+                "oversampling must be within 1..=1024, got {}",
+                self.oversampling
+            ));
         }
         for (name, v) in [
             ("crossover_eta", self.crossover_eta),

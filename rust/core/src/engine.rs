@@ -2,10 +2,16 @@
 
 use crate::config::{Algorithm, Direction, EngineConfig};
 use crate::error::{Error, Result};
-use crate::operators::{crossover, mutate, mutate_one, sample_genome, Gene, Variation};
+use crate::operators::{
+    crossover, mutate, mutate_one, quantile_gene, sample_genome, Gene, Variation,
+};
 use crate::refdirs::reference_directions;
 use crate::selection::{select_ga, select_nsga2, select_nsga3, Nsga3Memory, ReferenceSet};
 use crate::space::{GeneKind, Space};
+use crate::surrogate::{
+    expected_improvement, unit_ranks, Additive, FeatureKind, FeatureSpec, Forest, ForestParams,
+};
+use rand::seq::index::sample;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -17,11 +23,28 @@ use std::ops::Range;
 /// The engine's RNG: portable, seedable, serializable (seed, stream and word position).
 pub type EngineRng = ChaCha8Rng;
 
-const STATE_MAGIC: &[u8; 8] = b"GTENG\x00\x00\x01";
+const STATE_MAGIC: &[u8; 8] = b"GTENG\x00\x00\x02";
 /// Finite spaces up to this size are enumerated when random draws keep hitting seen candidates.
 const PROBE_LIMIT: u128 = 1 << 22;
 const RANDOM_TRIES: usize = 64;
 const REPAIR_TRIES: usize = 8;
+/// Screening never scores more offspring than this per generation (beyond 2 per slot): bounds
+/// the model's cost with very large pools.
+const MAX_SCREENED: usize = 4096;
+/// Shares of the screened offspring drawn uniformly (exploration) and as mutants of one
+/// survivor (local moves); the rest are crossover children.
+const SCREEN_RANDOM_SHARE: f64 = 0.1;
+const SCREEN_MUTANT_SHARE: f64 = 0.25;
+/// The model's target for an INVALID candidate, on the unit rank scale of the valid ones: worse
+/// than every valid candidate, so the model learns where not to go.
+const INVALID_RANK: f64 = 1.25;
+/// Value bins of an ordered gene in the model's main effects.
+const ADDITIVE_BINS: usize = 8;
+/// Rankings the slots of one generation take turns on (each with its own draw of trees and, for
+/// several objectives, of weights).
+const RANKINGS: usize = 16;
+/// The model is fitted to at most this many evaluated candidates (a random sample beyond).
+const MAX_TRAINING_ROWS: usize = 4096;
 
 /// Keys are already 128-bit hashes: hashing them again would only cost time.
 #[derive(Default, Clone, Copy)]
@@ -86,6 +109,31 @@ impl Pop {
     }
 }
 
+/// Saves the dedup set in sorted order, so a state's bytes do not depend on the set's history
+/// (a restored engine saves exactly the bytes it was restored from).
+mod sorted_keys {
+    use super::SeenSet;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(set: &SeenSet, s: S) -> Result<S::Ok, S::Error> {
+        let mut keys: Vec<u128> = set.iter().copied().collect();
+        keys.sort_unstable();
+        keys.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SeenSet, D::Error> {
+        Ok(Vec::<u128>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+/// Candidate offspring of the model-assisted engine, with their dedup keys.
+#[derive(Default)]
+struct Offspring {
+    x: Vec<f64>,
+    on: Vec<bool>,
+    keys: Vec<u128>,
+}
+
 /// Everything that is saved by `to_bytes` (the compiled space is rebuilt from its JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
@@ -104,7 +152,10 @@ struct State {
     told: Vec<bool>,
     n_told: usize,
     n_asked: usize,
+    #[serde(with = "sorted_keys")]
     seen: SeenSet,
+    /// Every evaluated candidate in id order, kept for the surrogate (empty without one).
+    archive: Pop,
     exhausted: bool,
     done: bool,
     nsga3: Nsga3Memory,
@@ -150,6 +201,7 @@ impl Engine {
             n_told: 0,
             n_asked: 0,
             seen: SeenSet::default(),
+            archive: Pop::default(),
             exhausted: false,
             done: false,
             nsga3: Nsga3Memory::default(),
@@ -316,6 +368,25 @@ impl Engine {
 
     // ----- tell ------------------------------------------------------------------------------
 
+    /// [`Engine::tell`] for a `(rows, cols)` score matrix, checking its shape first.
+    pub fn tell_matrix(
+        &mut self,
+        ids: &[u64],
+        scores: &[f64],
+        shape: (usize, usize),
+    ) -> Result<()> {
+        let m = self.num_objectives();
+        if shape.0 != ids.len() || shape.1 != m {
+            return Err(Error::InvalidTell(format!(
+                "scores must have shape ({}, {m}), got ({}, {})",
+                ids.len(),
+                shape.0,
+                shape.1
+            )));
+        }
+        self.tell(ids, scores)
+    }
+
     /// Records scores (row-major `(ids.len(), m)`; NaN or ±inf = INVALID) for asked candidates of
     /// the current generation. Once all of them are told, the next generation is bred.
     /// Validates the whole call before changing anything.
@@ -395,6 +466,12 @@ impl Engine {
         let cfg = self.state.config.clone();
         let (pop, batch) = (&self.state.population, &self.state.batch);
         let n_pop = pop.len();
+        // The archive feeds the model only while the model is in use.
+        if cfg.surrogate && self.state.evaluations < cfg.model_evaluations {
+            for i in 0..batch.len() {
+                self.state.archive.push_from(batch, i, n, m);
+            }
+        }
         self.state.evaluations += batch.len() as u64;
         // Selection sees parents then offspring; only the small arrays are merged.
         let f = [pop.f.as_slice(), batch.f.as_slice()].concat();
@@ -454,6 +531,9 @@ impl Engine {
     }
 
     fn fill_initial(&mut self) {
+        if self.state.config.surrogate {
+            return self.fill_space_filling();
+        }
         let n = self.num_params();
         let (mut x, mut on) = (vec![0.0; n], vec![true; n]);
         while self.state.batch.len() < self.state.config.pool_size {
@@ -465,15 +545,28 @@ impl Engine {
         self.finish_batch();
     }
 
-    fn breed(&mut self) {
-        let n = self.num_params();
+    /// Operator settings, the per-gene rate adapted to the space unless set.
+    fn variation(&self) -> Variation {
         let cfg = &self.state.config;
-        let variation = Variation {
+        Variation {
             crossover_prob: cfg.crossover_prob,
             crossover_eta: cfg.crossover_eta,
             mutate_rate: cfg.mutate_rate,
+            gene_rate: cfg
+                .gene_mutate_rate
+                .unwrap_or(1.0 / self.mutable.len().max(1) as f64),
             mutation_eta: cfg.mutation_eta,
-        };
+        }
+    }
+
+    fn breed(&mut self) {
+        let cfg = &self.state.config;
+        if cfg.surrogate && self.state.evaluations < cfg.model_evaluations {
+            return self.breed_screened();
+        }
+        let n = self.num_params();
+        let variation = self.variation();
+        let cfg = &self.state.config;
         let target = cfg.pool_size;
         // NSGA-III mates at random over the whole population (its niching already carries the
         // selection pressure), in consecutive pairs of shuffled permutations so every survivor
@@ -520,8 +613,22 @@ impl Engine {
                 (&mut x2, &mut on2),
                 rng,
             );
-            mutate(&self.genes, &variation, &mut x1, &mut on1, rng);
-            mutate(&self.genes, &variation, &mut x2, &mut on2, rng);
+            mutate(
+                &self.genes,
+                &self.mutable,
+                &variation,
+                &mut x1,
+                &mut on1,
+                rng,
+            );
+            mutate(
+                &self.genes,
+                &self.mutable,
+                &variation,
+                &mut x2,
+                &mut on2,
+                rng,
+            );
             for child in 0..2 {
                 if self.state.batch.len() >= target {
                     break;
@@ -545,6 +652,316 @@ impl Engine {
         let i = self.state.rng.random_range(0..k);
         let j = self.state.rng.random_range(0..k);
         i.min(j)
+    }
+
+    // ----- model-assisted breeding ----------------------------------------------------------
+
+    /// Generation 0 of the model-assisted engine: a Latin hypercube over the genes (each gene's
+    /// range cut into `pool_size` strata, one draw per stratum) and stratified presence flags,
+    /// so the first model sees the whole space evenly.
+    fn fill_space_filling(&mut self) {
+        let (n, pool) = (self.num_params(), self.state.config.pool_size);
+        let share = self.state.config.init_seed_share;
+        let rng = &mut self.state.rng;
+        let strata = |rng: &mut EngineRng| {
+            (0..n)
+                .map(|_| {
+                    let mut p: Vec<usize> = (0..pool).collect();
+                    p.shuffle(rng);
+                    p
+                })
+                .collect::<Vec<_>>()
+        };
+        let (values, presence) = (strata(rng), strata(rng));
+        let (mut x, mut on) = (vec![0.0; n], vec![true; n]);
+        for i in 0..pool {
+            let use_seed = share > 0.0 && self.state.rng.random::<f64>() < share;
+            for j in 0..n {
+                let u = (values[j][i] as f64 + self.state.rng.random::<f64>()) / pool as f64;
+                x[j] = quantile_gene(&self.genes[j], u, use_seed);
+                on[j] = match self.genes[j].knockout {
+                    Some(p) => (presence[j][i] as f64 + 0.5) / pool as f64 >= p,
+                    None => true,
+                };
+            }
+            if !self.claim(&x, &on) && !self.fresh_random(&mut x, &mut on) {
+                break;
+            }
+            self.push_candidate(&x, &on);
+        }
+        self.finish_batch();
+    }
+
+    /// Breeds many more offspring than `pool_size` and evaluates the ones the surrogate expects
+    /// most from; tops up with random candidates only when too few unseen offspring exist.
+    fn breed_screened(&mut self) {
+        let pool = self.state.config.pool_size;
+        let want = (pool * self.state.config.oversampling).min(MAX_SCREENED.max(2 * pool));
+        let offspring = self.screening_offspring(want);
+        let n = self.num_params();
+        for c in self.pick_by_model(&offspring, pool) {
+            let (x, on) = (
+                &offspring.x[c * n..(c + 1) * n],
+                &offspring.on[c * n..(c + 1) * n],
+            );
+            self.state.seen.insert(offspring.keys[c]);
+            self.push_candidate(x, on);
+        }
+        let (mut x, mut on) = (vec![0.0; n], vec![true; n]);
+        while self.state.batch.len() < pool && self.fresh_random(&mut x, &mut on) {
+            self.push_candidate(&x, &on);
+        }
+        self.finish_batch();
+    }
+
+    /// Up to `want` distinct unseen offspring of the survivors (not yet claimed): crossover
+    /// children, mutants of one survivor, and a few uniform draws.
+    fn screening_offspring(&mut self, want: usize) -> Offspring {
+        let n = self.num_params();
+        let variation = self.variation();
+        let mating = self
+            .state
+            .config
+            .cull_size
+            .min(self.state.population.len())
+            .max(1);
+        let mut out = Offspring::default();
+        let mut local = SeenSet::default();
+        let (mut x1, mut on1, mut x2, mut on2) =
+            (vec![0.0; n], vec![true; n], vec![0.0; n], vec![true; n]);
+        let mut attempts = 0;
+        while out.keys.len() < want && attempts < 4 * want {
+            attempts += 2;
+            let r = self.state.rng.random::<f64>();
+            let pop_empty = self.state.population.len() == 0;
+            if r < SCREEN_RANDOM_SHARE || pop_empty {
+                sample_genome(&self.genes, 0.0, &mut x1, &mut on1, &mut self.state.rng);
+                self.offer(&mut out, &mut local, &x1, &on1);
+                continue;
+            }
+            let a = self.tournament(mating);
+            let pop = &self.state.population;
+            x1.copy_from_slice(&pop.x[a * n..(a + 1) * n]);
+            on1.copy_from_slice(&pop.on[a * n..(a + 1) * n]);
+            let rng = &mut self.state.rng;
+            if r < SCREEN_RANDOM_SHARE + SCREEN_MUTANT_SHARE || mating < 2 {
+                let forced = Variation {
+                    mutate_rate: 1.0,
+                    ..variation
+                };
+                mutate(&self.genes, &self.mutable, &forced, &mut x1, &mut on1, rng);
+                self.offer(&mut out, &mut local, &x1, &on1);
+                continue;
+            }
+            let mut b = self.tournament(mating);
+            while b == a {
+                b = self.tournament(mating);
+            }
+            let pop = &self.state.population;
+            x2.copy_from_slice(&pop.x[b * n..(b + 1) * n]);
+            on2.copy_from_slice(&pop.on[b * n..(b + 1) * n]);
+            let rng = &mut self.state.rng;
+            crossover(
+                &self.genes,
+                &variation,
+                (&mut x1, &mut on1),
+                (&mut x2, &mut on2),
+                rng,
+            );
+            mutate(
+                &self.genes,
+                &self.mutable,
+                &variation,
+                &mut x1,
+                &mut on1,
+                rng,
+            );
+            mutate(
+                &self.genes,
+                &self.mutable,
+                &variation,
+                &mut x2,
+                &mut on2,
+                rng,
+            );
+            self.offer(&mut out, &mut local, &x1, &on1);
+            self.offer(&mut out, &mut local, &x2, &on2);
+        }
+        out
+    }
+
+    fn offer(&mut self, out: &mut Offspring, local: &mut SeenSet, x: &[f64], on: &[bool]) {
+        let k = self.key(x, on);
+        if !self.state.seen.contains(&k) && local.insert(k) {
+            out.x.extend_from_slice(x);
+            out.on.extend_from_slice(on);
+            out.keys.push(k);
+        }
+    }
+
+    /// The surrogate's features of genomes: the gene (index or value) where present, NaN where
+    /// knocked out, so absence is a branch of its own and not a value.
+    fn features(&self, x: &[f64], on: &[bool]) -> Vec<f64> {
+        x.iter()
+            .zip(on)
+            .map(|(&v, &present)| if present { v } else { f64::NAN })
+            .collect()
+    }
+
+    /// The surrogate's view of each gene: how it splits and how its main effect is binned.
+    fn feature_specs(&self) -> Vec<FeatureSpec> {
+        self.genes
+            .iter()
+            .map(|g| {
+                let (kind, bins) = match g.kind {
+                    GeneKind::Categorical { n } => (FeatureKind::Categorical, n as usize),
+                    GeneKind::Ordinal { levels } => {
+                        (FeatureKind::Ordered, (levels as usize).min(ADDITIVE_BINS))
+                    }
+                    GeneKind::Real { .. } => (FeatureKind::Ordered, ADDITIVE_BINS),
+                    GeneKind::Fixed => (FeatureKind::Ordered, 1),
+                };
+                FeatureSpec {
+                    kind,
+                    low: g.low,
+                    high: g.high,
+                    bins,
+                }
+            })
+            .collect()
+    }
+
+    /// Chooses up to `k` of `offspring` by the surrogate. `RANKINGS` draws each score all
+    /// offspring with a random half of the trees (a Thompson-like draw, so one batch does not
+    /// crowd on a single optimum): expected improvement for one objective, a Chebyshev
+    /// scalarization with random weights for several. The slots take turns, each taking the
+    /// best offspring of its ranking that no earlier slot took.
+    fn pick_by_model(&mut self, offspring: &Offspring, k: usize) -> Vec<usize> {
+        let count = offspring.keys.len();
+        if count <= k {
+            return (0..count).collect();
+        }
+        let (m, trees) = (self.num_objectives(), ForestParams::default().trees);
+        let predictions = self.predict_offspring(offspring);
+        let best = if self.state.archive.valid.iter().any(|&v| v) {
+            0.0
+        } else {
+            INVALID_RANK
+        };
+        let rng = &mut self.state.rng;
+        let rankings: Vec<Vec<usize>> = (0..RANKINGS.min(k))
+            .map(|_| {
+                let mut subset: Vec<usize> = (0..trees).filter(|_| rng.random::<bool>()).collect();
+                if subset.is_empty() {
+                    subset.push(rng.random_range(0..trees));
+                }
+                let weights: Vec<f64> = (0..m).map(|_| -(1.0 - rng.random::<f64>()).ln()).collect();
+                let inv = 1.0 / subset.len() as f64;
+                let mean = |p: &[f64], c: usize| {
+                    subset.iter().map(|&t| p[t * count + c]).sum::<f64>() * inv
+                };
+                let score = |c: usize| {
+                    if m == 1 {
+                        let p = &predictions[0];
+                        let mu = mean(p, c);
+                        let var = subset
+                            .iter()
+                            .map(|&t| (p[t * count + c] - mu).powi(2))
+                            .sum::<f64>()
+                            * inv;
+                        // Lower is better: negative improvement, the mean breaking ties.
+                        -expected_improvement(mu, var.sqrt(), best) + 1e-9 * mu
+                    } else {
+                        (0..m)
+                            .map(|j| weights[j] * mean(&predictions[j], c))
+                            .fold(f64::NEG_INFINITY, f64::max)
+                    }
+                };
+                let scores: Vec<f64> = (0..count).map(score).collect();
+                let mut order: Vec<usize> = (0..count).collect();
+                order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
+                order
+            })
+            .collect();
+        let mut taken = vec![false; count];
+        let mut cursors = vec![0usize; rankings.len()];
+        let mut picks = Vec::with_capacity(k);
+        for slot in 0..k {
+            let r = slot % rankings.len();
+            while taken[rankings[r][cursors[r]]] {
+                cursors[r] += 1;
+            }
+            let c = rankings[r][cursors[r]];
+            taken[c] = true;
+            picks.push(c);
+        }
+        picks
+    }
+
+    /// Fits one model per objective to (a bounded sample of) the archive and predicts every
+    /// offspring with every tree: per objective, a `(trees, offspring)` row-major matrix. The
+    /// model is main effects plus a forest over their residuals; targets are unit ranks of the
+    /// valid scores, INVALID ranked below them all.
+    fn predict_offspring(&mut self, offspring: &Offspring) -> Vec<Vec<f64>> {
+        let (n, m) = (self.num_params(), self.num_objectives());
+        let count = offspring.keys.len();
+        let archive = &self.state.archive;
+        let rows: Vec<usize> = if archive.len() > MAX_TRAINING_ROWS {
+            let mut r = sample(&mut self.state.rng, archive.len(), MAX_TRAINING_ROWS).into_vec();
+            r.sort_unstable();
+            r
+        } else {
+            (0..archive.len()).collect()
+        };
+        let specs = self.feature_specs();
+        let kinds: Vec<FeatureKind> = specs.iter().map(|s| s.kind).collect();
+        let mut train = Vec::with_capacity(rows.len() * n);
+        for &r in &rows {
+            train.extend(self.features(
+                &archive.x[r * n..(r + 1) * n],
+                &archive.on[r * n..(r + 1) * n],
+            ));
+        }
+        let cand = self.features(&offspring.x, &offspring.on);
+        let valid: Vec<usize> = (0..rows.len())
+            .filter(|&i| archive.valid[rows[i]])
+            .collect();
+        let mut predictions = Vec::with_capacity(m);
+        for j in 0..m {
+            let archive = &self.state.archive;
+            let ranks = unit_ranks(
+                &valid
+                    .iter()
+                    .map(|&i| archive.f[rows[i] * m + j])
+                    .collect::<Vec<_>>(),
+            );
+            let mut y = vec![INVALID_RANK; rows.len()];
+            for (r, &i) in ranks.iter().zip(&valid) {
+                y[i] = *r;
+            }
+            let additive = Additive::fit(&train, &y, &specs);
+            let residual: Vec<f64> = y
+                .iter()
+                .enumerate()
+                .map(|(r, v)| v - additive.predict(&train[r * n..(r + 1) * n]))
+                .collect();
+            let forest = Forest::fit(
+                &train,
+                &residual,
+                &kinds,
+                &ForestParams::default(),
+                &mut self.state.rng,
+            );
+            let base: Vec<f64> = (0..count)
+                .map(|c| additive.predict(&cand[c * n..(c + 1) * n]))
+                .collect();
+            let mut each = forest.predict_each(&cand);
+            for (k, v) in each.iter_mut().enumerate() {
+                *v += base[k % count];
+            }
+            predictions.push(each);
+        }
+        predictions
     }
 
     // ----- uniqueness ------------------------------------------------------------------------
@@ -663,12 +1080,27 @@ impl Engine {
         };
         if !consistent(&state.population)
             || !consistent(&state.batch)
+            || !consistent(&state.archive)
             || state.told.len() != state.batch.len()
             || state.n_asked > state.batch.len()
         {
             return Err(Error::InvalidState(
                 "corrupt engine state: inconsistent arrays".into(),
             ));
+        }
+        // A damaged gene would index past a choice's values later; refuse it here instead.
+        let genes: Vec<Gene> = space.params.iter().map(Gene::from_param).collect();
+        for pop in [&state.population, &state.batch, &state.archive] {
+            for (k, &v) in pop.x.iter().enumerate() {
+                let g = &genes[k % n];
+                let discrete = !matches!(g.kind, GeneKind::Real { .. });
+                if !(v >= g.low && v <= g.high) || (discrete && v.fract() != 0.0) {
+                    return Err(Error::InvalidState(format!(
+                        "corrupt engine state: gene {v} of parameter {} is outside its range",
+                        space.params[k % n].path
+                    )));
+                }
+            }
         }
         Ok(Engine::assemble(state, space))
     }
@@ -685,6 +1117,10 @@ mod tests {
             pool_size: pool,
             cull_size: (pool * 3 / 4).max(2),
             mutate_rate: 0.25,
+            gene_mutate_rate: None,
+            surrogate: false,
+            oversampling: 24,
+            model_evaluations: u64::MAX,
             directions: vec![Direction::Min; m],
             algorithm,
             init_seed_share: 0.9,
@@ -722,17 +1158,29 @@ mod tests {
         }
     }
 
+    /// The same config with the model-assisted breeding switched on.
+    fn screened(cfg: EngineConfig) -> EngineConfig {
+        EngineConfig {
+            surrogate: true,
+            oversampling: std::env::var("GT_OS")
+                .map(|v| v.parse().unwrap())
+                .unwrap_or(8),
+            ..cfg
+        }
+    }
+
     #[test]
     fn same_seed_same_stream_and_order_does_not_matter() {
-        let mk = || {
-            Engine::new(
-                &real_space(5),
-                config(Algorithm::Nsga2, 2, 20, 5),
-                Some(42),
-                String::new(),
-            )
-            .unwrap()
-        };
+        for cfg in [
+            config(Algorithm::Nsga2, 2, 20, 5),
+            screened(config(Algorithm::Nsga2, 2, 20, 5)),
+        ] {
+            same_stream_whatever_the_tell_order(cfg);
+        }
+    }
+
+    fn same_stream_whatever_the_tell_order(cfg: EngineConfig) {
+        let mk = || Engine::new(&real_space(5), cfg.clone(), Some(42), String::new()).unwrap();
         let (mut a, mut b) = (mk(), mk());
         while !a.done() {
             let ra = a.ask(None);
@@ -762,18 +1210,23 @@ mod tests {
 
     #[test]
     fn round_trip_continues_identically() {
-        let mut a = Engine::new(
-            &real_space(4),
+        for cfg in [
             config(Algorithm::Nsga3, 2, 12, 6),
-            Some(7),
-            "meta".into(),
-        )
-        .unwrap();
+            screened(config(Algorithm::Nsga3, 2, 12, 6)),
+            screened(config(Algorithm::Ga, 1, 12, 6)),
+        ] {
+            round_trip_continues(cfg);
+        }
+    }
+
+    fn round_trip_continues(cfg: EngineConfig) {
+        let m = cfg.num_objectives();
+        let mut a = Engine::new(&real_space(4), cfg, Some(7), "meta".into()).unwrap();
         let step = |e: &mut Engine| {
             let r = e.ask(None);
             let mut c = vec![0.0; r.len() * 4];
             let ids = e.fill_columns(r, &mut c);
-            let s: Vec<f64> = c.chunks(4).flat_map(zdt1).collect();
+            let s: Vec<f64> = c.chunks(4).flat_map(|r| zdt1(r)[..m].to_vec()).collect();
             e.tell(&ids, &s).unwrap();
             (ids, c)
         };
@@ -902,6 +1355,105 @@ mod tests {
         assert!(Engine::from_bytes(b"nonsense").is_err());
     }
 
+    #[test]
+    fn screened_engine_never_repeats_and_reports_exhaustion() {
+        let mut e = Engine::new(
+            SMALL,
+            screened(config(Algorithm::Ga, 1, 4, 10)),
+            Some(2),
+            String::new(),
+        )
+        .unwrap();
+        let mut seen = HashSet::new();
+        while !e.done() {
+            let r = e.ask(None);
+            let mut c = vec![0.0; r.len() * 2];
+            let ids = e.fill_columns(r, &mut c);
+            for row in c.chunks(2) {
+                assert!(seen.insert(format!("{row:?}")), "repeated {row:?}");
+            }
+            let s: Vec<f64> = c.chunks(2).map(|r| r[0]).collect();
+            e.tell(&ids, &s).unwrap();
+        }
+        assert_eq!(seen.len(), 12);
+        assert!(e.exhausted());
+    }
+
+    /// 40 flags with hidden weights: screening must find better candidates in the same number
+    /// of evaluations than the plain GA; this fails with the model switched off.
+    #[test]
+    fn the_model_finds_better_candidates_per_evaluation() {
+        let items: Vec<String> = (0..40)
+            .map(|i| format!(r#"["f{i}",{{"param":{{"type":"literal","value":"-f{i}","knockout_prob":0.5}},"path":"f{i}"}}]"#))
+            .collect();
+        let space = format!(r#"{{"dict":[{}]}}"#, items.join(","));
+        let weight = |i: usize| ((i * 7919) % 13) as f64 - 6.0;
+        let best_of = |cfg: EngineConfig, seed: u64| {
+            let mut e = Engine::new(&space, cfg, Some(seed), String::new()).unwrap();
+            let mut best = f64::INFINITY;
+            run_tracking(&mut e, |row| {
+                let v: f64 = (0..40).filter(|&i| row[i].is_finite()).map(weight).sum();
+                best = best.min(v);
+                vec![v]
+            });
+            best
+        };
+        let optimum: f64 = (0..40).map(weight).filter(|w| *w < 0.0).sum();
+        let (mut with, mut without) = (0.0, 0.0);
+        for seed in 0..5 {
+            with += best_of(screened(config(Algorithm::Ga, 1, 16, 6)), seed) - optimum;
+            without += best_of(config(Algorithm::Ga, 1, 16, 6), seed) - optimum;
+        }
+        eprintln!("regret with the model {with}, without {without}");
+        assert!(
+            with < 0.5 * without,
+            "regret with the model {with}, without {without}"
+        );
+    }
+
+    fn run_tracking(engine: &mut Engine, mut f: impl FnMut(&[f64]) -> Vec<f64>) {
+        let n = engine.num_params();
+        while !engine.done() {
+            let r = engine.ask(None);
+            let mut cols = vec![0.0; r.len() * n];
+            let ids = engine.fill_columns(r, &mut cols);
+            let scores: Vec<f64> = cols.chunks(n).flat_map(&mut f).collect();
+            engine.tell(&ids, &scores).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_model_stops_after_model_evaluations() {
+        let cfg = EngineConfig {
+            model_evaluations: 20,
+            ..screened(config(Algorithm::Ga, 1, 10, 6))
+        };
+        let mut e = Engine::new(&real_space(3), cfg, Some(4), String::new()).unwrap();
+        run(&mut e, |x| vec![x.iter().sum()]);
+        // Generations 0 and 1 (20 evaluations) feed the model; later ones are bred plainly.
+        assert_eq!(e.state.archive.len(), 20);
+        assert_eq!(e.evaluations(), 60);
+    }
+
+    #[test]
+    fn out_of_range_genes_in_a_state_are_an_invalid_state() {
+        let e = Engine::new(
+            SMALL,
+            config(Algorithm::Ga, 1, 6, 3),
+            Some(1),
+            String::new(),
+        )
+        .unwrap();
+        let bytes = e.to_bytes();
+        let mut state: State = postcard::from_bytes(&bytes[STATE_MAGIC.len()..]).unwrap();
+        state.batch.x[1] = 99.0;
+        let mut damaged = STATE_MAGIC.to_vec();
+        damaged.extend(postcard::to_stdvec(&state).unwrap());
+        let err = Engine::from_bytes(&damaged).err().expect("refused");
+        assert!(matches!(err, Error::InvalidState(_)), "{err:?}");
+        assert!(err.to_string().contains("outside its range"), "{err}");
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;
@@ -951,10 +1503,11 @@ mod tests {
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(60))]
             #[test]
-            fn in_bounds_unique_and_resumable(space_json in space(), seed in any::<u64>(), algo in 0u8..3, cut in 0u32..4) {
-                let algorithm = [Algorithm::Ga, Algorithm::Nsga2, Algorithm::Nsga3][algo as usize];
+            fn in_bounds_unique_and_resumable(space_json in space(), seed in any::<u64>(), algo in 0u8..6, cut in 0u32..4) {
+                let algorithm = [Algorithm::Ga, Algorithm::Nsga2, Algorithm::Nsga3][algo as usize % 3];
                 let m = if algorithm == Algorithm::Ga { 1 } else { 2 };
-                let mut e = Engine::new(&space_json, config(algorithm, m, 10, 5), Some(seed), String::new()).unwrap();
+                let cfg = EngineConfig { surrogate: algo >= 3, oversampling: 4, ..config(algorithm, m, 10, 5) };
+                let mut e = Engine::new(&space_json, cfg, Some(seed), String::new()).unwrap();
                 let space = e.space().clone();
                 let n = e.num_params();
                 let mut seen = HashSet::new();

@@ -15,6 +15,9 @@ pub enum Error {
     /// Serialized engine state that cannot be restored.
     #[error("{0}")]
     InvalidState(String),
+    /// Arrays whose shapes do not fit together.
+    #[error("{0}")]
+    InvalidShape(String),
 }
 
 fn with_path(path: &str, message: &str) -> String {

@@ -11,6 +11,7 @@ pub mod refdirs;
 pub mod selection;
 pub mod sorting;
 pub mod space;
+pub mod surrogate;
 
 pub use config::{Algorithm, Direction, EngineConfig};
 pub use engine::Engine;

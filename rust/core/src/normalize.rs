@@ -1,5 +1,7 @@
 //! Baseline normalization of scores.
 
+use crate::error::{Error, Result};
+
 /// Normalizes one objective value against its baseline.
 ///
 /// `norm = 1 + (score - baseline) / |baseline|`: this is `score / baseline` for a positive
@@ -15,6 +17,18 @@ pub fn normalize_value(score: f64, baseline: f64) -> f64 {
     } else {
         1.0 + (score - baseline) / baseline.abs()
     }
+}
+
+/// Normalizes a row-major `(rows, cols)` score matrix against its baseline row, checking that
+/// the two fit.
+pub fn normalize_matrix(scores: &[f64], cols: usize, baseline: &[f64]) -> Result<Vec<f64>> {
+    if cols != baseline.len() {
+        return Err(Error::InvalidShape(format!(
+            "baseline has {} objectives but scores have {cols}",
+            baseline.len()
+        )));
+    }
+    Ok(normalize_rows(scores, baseline))
 }
 
 /// Normalizes a row-major `(n, m)` score matrix against an `m`-vector baseline.

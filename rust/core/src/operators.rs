@@ -46,7 +46,10 @@ impl Gene {
 pub struct Variation {
     pub crossover_prob: f64,
     pub crossover_eta: f64,
+    /// Probability that an offspring is mutated.
     pub mutate_rate: f64,
+    /// Probability that each mutable gene of a mutated offspring changes.
+    pub gene_rate: f64,
     pub mutation_eta: f64,
 }
 
@@ -70,6 +73,22 @@ pub fn sample_gene<R: Rng + ?Sized>(g: &Gene, use_seed: bool, rng: &mut R) -> f6
                 low
             }
         }
+        GeneKind::Fixed => 0.0,
+    }
+}
+
+/// The gene at quantile `u` in `[0, 1)` of its range (of its seed sub-range with `use_seed`):
+/// stratified draws of these make a Latin-hypercube generation.
+pub fn quantile_gene(g: &Gene, u: f64, use_seed: bool) -> f64 {
+    let (low, high) = match (use_seed, g.seed) {
+        (true, Some(bounds)) => bounds,
+        _ => (g.low, g.high),
+    };
+    match g.kind {
+        GeneKind::Ordinal { .. } | GeneKind::Categorical { .. } => {
+            (low + (u * (high - low + 1.0)).floor()).min(high)
+        }
+        GeneKind::Real { .. } => (low + u * (high - low)).min(high),
         GeneKind::Fixed => 0.0,
     }
 }
@@ -275,39 +294,49 @@ pub fn mutate_value<R: Rng + ?Sized>(g: &Gene, eta: f64, x: &mut f64, rng: &mut 
     }
 }
 
-/// Mutates each gene (value and knockout) with probability `mutate_rate`; returns whether any
-/// changed. Jumps from one mutated gene to the next (geometric gaps): one draw per mutation.
+/// Mutates an offspring with probability `mutate_rate`: then each mutable gene (index into
+/// `mutable`) changes with probability `gene_rate`, and at least one always does. Jumps from one
+/// mutated gene to the next (geometric gaps): one draw per mutation. Returns whether it mutated.
 pub fn mutate<R: Rng + ?Sized>(
     genes: &[Gene],
+    mutable: &[usize],
     v: &Variation,
     x: &mut [f64],
     on: &mut [bool],
     rng: &mut R,
 ) -> bool {
-    let rate = v.mutate_rate;
-    if rate <= 0.0 {
+    if mutable.is_empty() || v.mutate_rate <= 0.0 || rng.random::<f64>() >= v.mutate_rate {
         return false;
     }
-    let ln_keep = (1.0 - rate).ln();
-    let n = genes.len();
+    let ln_keep = (1.0 - v.gene_rate).ln();
     let mut changed = false;
-    let mut i = skip(ln_keep, rng);
-    while i < n {
-        if genes[i].kind != GeneKind::Fixed {
-            mutate_value(&genes[i], v.mutation_eta, &mut x[i], rng);
-            changed = true;
-        }
-        i = i.saturating_add(1).saturating_add(skip(ln_keep, rng));
+    let mut k = skip(ln_keep, rng);
+    while k < mutable.len() {
+        let i = mutable[k];
+        mutate_gene(&genes[i], v.mutation_eta, &mut x[i], &mut on[i], rng);
+        changed = true;
+        k = k.saturating_add(1).saturating_add(skip(ln_keep, rng));
     }
-    let mut i = skip(ln_keep, rng);
-    while i < n {
-        if genes[i].knockout.is_some() {
-            on[i] = !on[i];
-            changed = true;
-        }
-        i = i.saturating_add(1).saturating_add(skip(ln_keep, rng));
+    if !changed {
+        mutate_one(genes, mutable, v.mutation_eta, x, on, rng);
     }
-    changed
+    true
+}
+
+/// Changes one gene: its presence or its value.
+#[inline]
+fn mutate_gene<R: Rng + ?Sized>(g: &Gene, eta: f64, x: &mut f64, on: &mut bool, rng: &mut R) {
+    let flip_knockout = match (g.kind, g.knockout) {
+        (_, None) => false,
+        (GeneKind::Fixed, Some(_)) => true,
+        // An absent key's value is invisible: turn it on, or sometimes change the knockout alone.
+        (_, Some(_)) => !*on || rng.random::<f64>() < 0.25,
+    };
+    if flip_knockout {
+        *on = !*on;
+    } else {
+        mutate_value(g, eta, x, rng);
+    }
 }
 
 /// Forces a change on one random mutable gene; used to escape a duplicate child.
@@ -323,18 +352,7 @@ pub fn mutate_one<R: Rng + ?Sized>(
         return;
     }
     let i = mutable[rng.random_range(0..mutable.len())];
-    let g = &genes[i];
-    let flip_knockout = match (g.kind, g.knockout) {
-        (_, None) => false,
-        (GeneKind::Fixed, Some(_)) => true,
-        // An absent key's value is invisible: turn it on, or sometimes change the knockout alone.
-        (_, Some(_)) => !on[i] || rng.random::<f64>() < 0.25,
-    };
-    if flip_knockout {
-        on[i] = !on[i];
-    } else {
-        mutate_value(g, eta, &mut x[i], rng);
-    }
+    mutate_gene(&genes[i], eta, &mut x[i], &mut on[i], rng);
 }
 
 #[cfg(test)]
@@ -395,6 +413,7 @@ mod tests {
             crossover_prob: 1.0,
             crossover_eta: 2.0,
             mutate_rate: 0.9,
+            gene_rate: 0.5,
             mutation_eta: 1.0,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -407,7 +426,7 @@ mod tests {
             crossover(&gs, &v, (&mut x1, &mut o1), (&mut x2, &mut o2), &mut rng);
             in_bounds(&gs, &x1);
             in_bounds(&gs, &x2);
-            mutate(&gs, &v, &mut x1, &mut o1, &mut rng);
+            mutate(&gs, &[0, 1, 2, 3], &v, &mut x1, &mut o1, &mut rng);
             in_bounds(&gs, &x1);
         }
     }
@@ -426,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn mutation_rate_is_per_gene() {
+    fn mutate_rate_is_per_offspring_and_gene_rate_per_gene() {
         let gs: Vec<Gene> = (0..50)
             .map(|_| Gene {
                 kind: GeneKind::Real {
@@ -435,33 +454,41 @@ mod tests {
                 },
                 low: 0.0,
                 high: 1.0,
-                knockout: Some(0.5),
+                knockout: None,
                 seed: None,
             })
             .collect();
+        let mutable: Vec<usize> = (0..50).collect();
         let v = Variation {
             crossover_prob: 0.0,
             crossover_eta: 15.0,
-            mutate_rate: 0.1,
+            mutate_rate: 0.25,
+            gene_rate: 0.1,
             mutation_eta: 20.0,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(9);
-        let (mut changed_x, mut flipped) = (0usize, 0usize);
+        let (mut mutated, mut changed) = (0usize, 0usize);
         let trials = 4000;
         for _ in 0..trials {
             let mut x = vec![0.5; 50];
             let mut on = vec![true; 50];
-            mutate(&gs, &v, &mut x, &mut on, &mut rng);
-            changed_x += x.iter().filter(|&&v| v != 0.5).count();
-            flipped += on.iter().filter(|&&o| !o).count();
+            let did = mutate(&gs, &mutable, &v, &mut x, &mut on, &mut rng);
+            let k = x.iter().filter(|&&v| v != 0.5).count();
+            assert_eq!(did, k > 0, "a mutated offspring changes at least one gene");
+            mutated += usize::from(did);
+            changed += k;
         }
-        let expected = 0.1 * 50.0 * trials as f64;
-        for got in [changed_x as f64, flipped as f64] {
-            assert!(
-                (got - expected).abs() < 5.0 * (expected * 0.9).sqrt(),
-                "{got} vs {expected}"
-            );
-        }
+        let want = 0.25 * trials as f64;
+        assert!(
+            (mutated as f64 - want).abs() < 5.0 * (want * 0.75).sqrt(),
+            "{mutated} vs {want}"
+        );
+        // About gene_rate * n genes per mutated offspring (a little more: at least one changes).
+        let per = changed as f64 / mutated as f64;
+        assert!(
+            (5.0..5.6).contains(&per),
+            "{per} genes per mutated offspring"
+        );
     }
 
     #[test]

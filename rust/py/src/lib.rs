@@ -5,7 +5,7 @@
 //! Rust panic becomes `genetune.exceptions.InternalError`, never a `PanicException`.
 
 use genetune_core::engine::Engine;
-use genetune_core::normalize::normalize_rows;
+use genetune_core::normalize::normalize_matrix;
 use genetune_core::space::{Domain, Layout, Param, Value};
 use genetune_core::{EngineConfig, Error};
 use numpy::ndarray::Array2;
@@ -40,6 +40,7 @@ fn to_pyerr(e: Error) -> PyErr {
         Error::InvalidConfig(_) => ConfigurationError::new_err(msg),
         Error::InvalidTell(_) => TellError::new_err(msg),
         Error::InvalidState(_) => StateError::new_err(msg),
+        Error::InvalidShape(_) => PyValueError::new_err(msg),
     }
 }
 
@@ -340,33 +341,27 @@ impl PyCoreEngine {
         ids: PyReadonlyArray1<'_, i64>,
         scores: PyReadonlyArray2<'_, f64>,
     ) -> PyResult<()> {
-        let m = self.inner.num_objectives();
-        let shape = scores.shape();
-        if shape[0] != ids.len() || shape[1] != m {
-            return Err(TellError::new_err(format!(
-                "scores must have shape ({}, {m}), got ({}, {})",
-                ids.len(),
-                shape[0],
-                shape[1]
-            )));
-        }
+        let shape = (scores.shape()[0], scores.shape()[1]);
         let ids: Vec<u64> = ids
             .as_array()
             .iter()
             .map(|&i| {
                 u64::try_from(i).map_err(|_| {
-                    TellError::new_err(format!("candidate ids are non-negative, got {i}"))
+                    to_pyerr(Error::InvalidTell(format!(
+                        "candidate ids are non-negative, got {i}"
+                    )))
                 })
             })
             .collect::<PyResult<_>>()?;
         let scores: Vec<f64> = scores.as_array().iter().copied().collect();
         let inner = &mut self.inner;
-        detached(py, || inner.tell(&ids, &scores))
+        detached(py, || inner.tell_matrix(&ids, &scores, shape))
     }
 
     /// The surviving population, best first: `(ids, X, scores)`.
     fn population<'py>(&self, py: Python<'py>) -> PyResult<IdsColumnsScores<'py>> {
-        let (ids, cols, f) = self.inner.population();
+        let inner = &self.inner;
+        let (ids, cols, f) = detached(py, || Ok(inner.population()))?;
         let (k, n, m) = (
             ids.len(),
             self.inner.num_params(),
@@ -478,16 +473,9 @@ fn normalize_scores<'py>(
     baseline: PyReadonlyArray1<'py, f64>,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let shape = scores.shape().to_vec();
-    if shape[1] != baseline.len() {
-        return Err(PyValueError::new_err(format!(
-            "baseline has {} objectives but scores have {}",
-            baseline.len(),
-            shape[1]
-        )));
-    }
     let s: Vec<f64> = scores.as_array().iter().copied().collect();
     let b: Vec<f64> = baseline.as_array().iter().copied().collect();
-    let out = detached(py, || Ok(normalize_rows(&s, &b)))?;
+    let out = detached(py, || normalize_matrix(&s, shape[1], &b))?;
     let arr = Array2::from_shape_vec((shape[0], shape[1]), out)
         .map_err(|e| InternalError::new_err(e.to_string()))?;
     Ok(arr.into_pyarray(py))

@@ -120,23 +120,9 @@ def load_space(path: str | os.PathLike[str] = SPACE_PATH, *, machine_check: bool
     return [_machine_checked(element, cc) for element in space]
 
 
-#: About this many genes (values and knockouts) mutate per child: CompileIQ's default per-gene
-#: rate (0.25) changes ~6 of the bundled space's 24 parameters at once, which keeps bringing
-#: back the flags that break results (-ffast-math, -Ofast) and wastes a third of the budget.
-MUTATED_GENES_PER_CHILD = 2.5
-
-
 def search_config(space: SearchSpace, generations: int, pool_size: int, seed: int | None) -> dict[str, Any]:
-    """The job's search configuration: normalized against -O2, with a per-gene mutation rate
-    scaled to the space's size."""
-    from genetune.config import SearchConfiguration
-    from genetune.engine import Engine
-
-    genes = max(1, len(Engine(space, SearchConfiguration(generations=1, seed=0)).parameter_names))
-    return {
-        "generations": generations,
-        "pool_size": pool_size,
-        "seed": seed,
-        "normalize": True,
-        "mutate_rate": min(0.25, MUTATED_GENES_PER_CHILD / genes),
-    }
+    """The job's search configuration: normalized against -O2; the operators keep their defaults
+    (a mutated child changes about one of the space's parameters, so flags that break results,
+    -ffast-math or -Ofast, do not keep coming back)."""
+    del space  # the defaults adapt to the space inside the engine
+    return {"generations": generations, "pool_size": pool_size, "seed": seed, "normalize": True}
