@@ -3,7 +3,8 @@
 use crate::config::{Algorithm, Direction, EngineConfig};
 use crate::error::{Error, Result};
 use crate::operators::{
-    crossover, mutate, mutate_one, quantile_gene, sample_genome, Gene, Variation,
+    crossover, gaussian, mutate, mutate_one, quantile_gene, sample_gene, sample_genome, Gene,
+    Variation,
 };
 use crate::refdirs::reference_directions;
 use crate::selection::{select_ga, select_nsga2, select_nsga3, Nsga3Memory, ReferenceSet};
@@ -35,6 +36,12 @@ const MAX_SCREENED: usize = 4096;
 /// survivor (local moves); the rest are crossover children.
 const SCREEN_RANDOM_SHARE: f64 = 0.1;
 const SCREEN_MUTANT_SHARE: f64 = 0.25;
+/// Share drawn gene by gene from the best survivors (each gene from a random one of them,
+/// perturbed): a many-parent recombination like TPE's draws from its good set, which combines
+/// more good genes at once than crossover of two parents can.
+const SCREEN_GOOD_SET_SHARE: f64 = 0.3;
+/// The good set: this share of the survivors, best first.
+const GOOD_SET_SHARE: f64 = 0.25;
 /// The model's target for an INVALID candidate, on the unit rank scale of the valid ones: worse
 /// than every valid candidate, so the model learns where not to go.
 const INVALID_RANK: f64 = 1.25;
@@ -739,6 +746,11 @@ impl Engine {
                 self.offer(&mut out, &mut local, &x1, &on1);
                 continue;
             }
+            if r >= 1.0 - SCREEN_GOOD_SET_SHARE {
+                self.sample_good_set(&mut x1, &mut on1);
+                self.offer(&mut out, &mut local, &x1, &on1);
+                continue;
+            }
             let a = self.tournament(mating);
             let pop = &self.state.population;
             x1.copy_from_slice(&pop.x[a * n..(a + 1) * n]);
@@ -788,6 +800,49 @@ impl Engine {
             self.offer(&mut out, &mut local, &x2, &on2);
         }
         out
+    }
+
+    /// Draws each gene from a random member of the good set (the best survivors): presence as
+    /// it has it, the value perturbed (a Gaussian step for ordered genes, sometimes another
+    /// value for categorical ones); with a small prior share, a gene is drawn uniformly.
+    fn sample_good_set(&mut self, x: &mut [f64], on: &mut [bool]) {
+        let n = self.num_params();
+        let pop = &self.state.population;
+        let good = ((pop.len() as f64 * GOOD_SET_SHARE).ceil() as usize).clamp(1, pop.len());
+        let prior = 1.0 / (good as f64 + 1.0);
+        // Narrower steps as the good set grows (Scott-like), as TPE's bandwidths do.
+        let spread = 0.2 * (good as f64).powf(-0.2);
+        let rng = &mut self.state.rng;
+        for (j, g) in self.genes.iter().enumerate() {
+            if rng.random::<f64>() < prior {
+                x[j] = sample_gene(g, false, rng);
+                on[j] = g.knockout.is_none_or(|p| rng.random::<f64>() >= p);
+                continue;
+            }
+            let r = rng.random_range(0..good);
+            let v = pop.x[r * n + j];
+            on[j] = pop.on[r * n + j];
+            x[j] = match g.kind {
+                GeneKind::Fixed => 0.0,
+                GeneKind::Categorical { .. } => {
+                    if rng.random::<f64>() < prior {
+                        sample_gene(g, false, rng)
+                    } else {
+                        v
+                    }
+                }
+                GeneKind::Ordinal { .. } | GeneKind::Real { .. } => {
+                    let step = gaussian(rng) * spread * (g.high - g.low);
+                    let y = v + step;
+                    let y = if matches!(g.kind, GeneKind::Ordinal { .. }) {
+                        y.round()
+                    } else {
+                        y
+                    };
+                    y.clamp(g.low, g.high)
+                }
+            };
+        }
     }
 
     fn offer(&mut self, out: &mut Offspring, local: &mut SeenSet, x: &[f64], on: &[bool]) {

@@ -93,6 +93,13 @@ pub fn quantile_gene(g: &Gene, u: f64, use_seed: bool) -> f64 {
     }
 }
 
+/// A standard normal draw (Box–Muller).
+pub fn gaussian<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+    let u1 = 1.0 - rng.random::<f64>(); // in (0, 1]
+    let u2 = rng.random::<f64>();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
 /// Fills a genome with a fresh random candidate.
 pub fn sample_genome<R: Rng + ?Sized>(
     genes: &[Gene],
