@@ -18,7 +18,7 @@ import csv
 import json
 import math
 import re
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias, cast
 
@@ -27,7 +27,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from genetune.config import ProblemType
-from genetune.scores import INVALID_SCORE
+from genetune.scores import BASELINE_ID, INVALID_SCORE
 
 __all__ = ["ALL_INVALID_MESSAGE", "BASELINE_ID", "Directions", "MultiScoreScope", "SearchResult", "hypervolume", "pareto_mask"]
 
@@ -37,8 +37,7 @@ Directions: TypeAlias = Sequence[ProblemType | str] | ProblemType | str
 #: How ``get_best_result`` picks among several objectives.
 MultiScoreScope: TypeAlias = Literal["pareto_front", "avg", "stddev"]
 
-#: The ``id`` (and ``status``) of the baseline row.
-BASELINE_ID: Final = "baseline"
+#: What ``get_best_result`` raises when no row is valid.
 ALL_INVALID_MESSAGE: Final = "All resulting scores are marked as invalid. Make sure your search ran correctly."
 
 _SCORE_RE: Final = re.compile(r"score_(\d+)")
@@ -440,7 +439,7 @@ class SearchResult:
 
     @classmethod
     def from_rows(
-        cls, rows: Iterable[dict[str, Any]], directions: Directions, num_objectives: int, normalized: bool = False
+        cls, rows: Iterable[Mapping[str, Any]], directions: Directions, num_objectives: int, normalized: bool = False
     ) -> SearchResult:
         """Builds the table from row dicts with keys ``generation``, ``id``, ``params``, ``scores``
         (M numbers; NaN, None or ``"*"`` = invalid) and optionally ``norm_scores`` (M numbers or
@@ -707,12 +706,3 @@ class SearchResult:
     ) -> SearchResult:
         """Reads a parquet file written by :meth:`to_parquet` (defaults as in :meth:`from_csv`)."""
         return cls._decoded(pd.read_parquet(path), directions, num_objectives)
-
-    @classmethod
-    def from_dataframe(
-        cls, df: pd.DataFrame, directions: Directions | None = None, num_objectives: int | None = None
-    ) -> SearchResult:
-        """A result from an in-memory table (defaults as in :meth:`from_csv`; params not decoded)."""
-        _check_required(list(df.columns))
-        m = num_objectives if num_objectives is not None else len(_numbered(df.columns, _SCORE_RE))
-        return cls(df, directions if directions is not None else ProblemType.MIN, m)
