@@ -297,7 +297,7 @@ class LateGpuWorker(DaskWorker):
 
 
 def _placements(worker: DaskWorker) -> set[str]:
-    from genetune.workers.dask_worker import _placement_here
+    from genetune.workers.dask_cluster import placement_here as _placement_here
 
     return set(worker._ensure_client(None).run(_placement_here).values())
 
