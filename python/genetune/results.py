@@ -27,6 +27,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from genetune.config import ProblemType
+from genetune.jsonable import json_default
 from genetune.scores import BASELINE_ID, INVALID_SCORE
 
 __all__ = ["ALL_INVALID_MESSAGE", "BASELINE_ID", "Directions", "MultiScoreScope", "SearchResult", "hypervolume", "pareto_mask"]
@@ -348,16 +349,8 @@ def _check_required(columns: Sequence[Hashable]) -> None:
         raise ValueError(f"Results table is missing {' and '.join(missing)}; found columns {list(columns)}")
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default)
+    return json.dumps(value, default=json_default)
 
 
 def _loads_or_raw(value: Any) -> Any:

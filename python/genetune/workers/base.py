@@ -10,10 +10,12 @@ from typing import Any, ClassVar
 
 from genetune.scores import BASELINE_CONFIG, BASELINE_ID, Score
 
-__all__ = ["BASELINE_ID", "BaseWorker", "ResultCallback", "RunOptions"]
+__all__ = ["BASELINE_ID", "BaseWorker", "BatchWorker", "Candidates", "ResultCallback", "RunOptions"]
 
 #: Called by a worker with each Score as soon as it is known (the search persists it at once).
 ResultCallback = Callable[[Score], None]
+#: A batch of candidates to evaluate: ``(param_id, params)`` pairs.
+Candidates = Sequence[tuple[int | str, Any]]
 
 
 @dataclass(frozen=True)
@@ -115,3 +117,42 @@ class BaseWorker(ABC):
     @property
     def name(self) -> str:
         return type(self).__name__
+
+
+class BatchWorker(BaseWorker):
+    """A worker written against typed arguments, as every built-in one is: implement
+    :meth:`evaluate` (and, for baselines per placement, :meth:`measure_missing_baselines`);
+    ``run`` and ``measure_baselines`` of the contract unpack their keywords into
+    :class:`RunOptions` for them."""
+
+    def run(
+        self,
+        function: Callable[[Any], Any],
+        params_pool: Sequence[Any],
+        params_ids: Sequence[int | str],
+        num_function_returns: int = 1,
+        **kwargs: Any,
+    ) -> list[Score]:
+        candidates = list(zip(params_ids, params_pool, strict=True))
+        return self.evaluate(function, candidates, num_function_returns, RunOptions.from_kwargs(kwargs))
+
+    @abstractmethod
+    def evaluate(self, function: Callable[[Any], Any], candidates: Candidates, num_objectives: int, options: RunOptions) -> list[Score]:
+        """One Score per candidate, each handed to ``options.report`` as it arrives."""
+
+    def measure_baselines(
+        self,
+        function: Callable[[Any], Any],
+        num_function_returns: int,
+        known: Collection[str],
+        **kwargs: Any,
+    ) -> list[Score]:
+        return self.measure_missing_baselines(function, num_function_returns, known, RunOptions.from_kwargs(kwargs))
+
+    def measure_missing_baselines(
+        self, function: Callable[[Any], Any], num_objectives: int, known: Collection[str], options: RunOptions
+    ) -> list[Score]:
+        """`BaseWorker.measure_baselines` with typed options: by default one shared baseline."""
+        if known:
+            return []
+        return self.evaluate(function, [(BASELINE_ID, dict(BASELINE_CONFIG))], num_objectives, options)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import distributed
@@ -17,12 +18,13 @@ from distributed.scheduler import KilledWorker
 from genetune.evaluation import evaluate, invalid_score, placement
 from genetune.scores import BASELINE_CONFIG, Score, baseline_id
 from genetune.shipping import pack, unpack
-from genetune.workers.base import RunOptions
+from genetune.workers.base import Candidates, RunOptions
 from genetune.workers.isolation import evaluate_in_child, load_failed
 
 __all__ = [
     "SCATTER_THRESHOLD",
     "Client",
+    "TaskSpec",
     "evaluate_on_cluster",
     "checked_resources",
     "evaluate_shipped",
@@ -44,6 +46,18 @@ SCATTER_THRESHOLD = 1 << 20
 
 
 # ----- evaluating on a Dask worker ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How every task of a batch evaluates its candidate (the objective travels beside it)."""
+
+    num_objectives: int
+    #: The genetune worker's name, recorded in each Score's metadata.
+    worker: str
+    timeout: float | None
+    #: In a child process killed at ``timeout``, else in the Dask worker's thread.
+    isolate: bool
 
 
 def evaluate_shipped(
@@ -71,12 +85,11 @@ def with_dask_identity(score: Score, worker: str, **extra: Any) -> Score:
     return score.model_copy(update={"metadata": {"worker": worker, **where, **score.metadata_dict(), **extra}})
 
 
-def evaluate_task(
-    param_id: int | str, params: Any, *, shipped: bytes, token: str, num_objectives: int, worker: str, timeout: float | None, isolate: bool
-) -> Score:
-    """What one Dask task runs: the evaluation, with the Dask worker it ran on."""
-    score = evaluate_shipped(shipped, token, param_id, params, num_objectives, worker, timeout, isolate)
-    return with_dask_identity(score, worker)
+def evaluate_task(param_id: int | str, params: Any, *, shipped: bytes, token: str, spec: TaskSpec) -> Score:
+    """What one Dask task runs: the evaluation, with the Dask worker it ran on. (``shipped`` is a
+    keyword of its own: Dask resolves a scattered objective only there.)"""
+    score = evaluate_shipped(shipped, token, param_id, params, spec.num_objectives, spec.worker, spec.timeout, spec.isolate)
+    return with_dask_identity(score, spec.worker)
 
 
 def ship(client: Client, function: Callable[[Any], Any], threshold: int = SCATTER_THRESHOLD) -> tuple[Any, str]:
@@ -96,16 +109,13 @@ def release(shipped: Any) -> None:
 def evaluate_on_cluster(
     client: Client,
     function: Callable[[Any], Any],
-    candidates: Sequence[tuple[int | str, Any]],
-    *,
-    num_objectives: int,
-    worker_name: str,
+    candidates: Candidates,
+    spec: TaskSpec,
     resources: Mapping[str, float] | None,
     options: RunOptions,
-    isolate: bool,
     scatter_threshold: int = SCATTER_THRESHOLD,
 ) -> list[Score]:
-    """One Dask task per candidate, reported through ``options.on_result`` as each finishes; a
+    """One Dask task per candidate, reported through ``options.report`` as each finishes; a
     task whose workers keep dying (``KilledWorker``) is INVALID."""
     shipped, token = ship(client, function, scatter_threshold)
     run_id = uuid.uuid4().hex[:12]
@@ -120,10 +130,7 @@ def evaluate_on_cluster(
         pure=False,
         shipped=shipped,
         token=token,
-        num_objectives=num_objectives,
-        worker=worker_name,
-        timeout=options.task_timeout,
-        isolate=isolate,
+        spec=spec,
     )
     submitted = time.perf_counter()
     pending = {key: (future, candidate) for key, future, candidate in zip(keys, futures, candidates, strict=True)}
@@ -139,7 +146,7 @@ def evaluate_on_cluster(
                 last = getattr(getattr(err, "last_worker", None), "address", "?")
                 reason = f"crashed: dask worker died running it {err.allowed_failures + 1} time(s) (last on {last})"
                 param_id, params = entry[1]
-                score = invalid_score(param_id, params, num_objectives, reason, time.perf_counter() - submitted, worker=worker_name)
+                score = invalid_score(param_id, params, spec.num_objectives, reason, time.perf_counter() - submitted, worker=spec.worker)
             future.release()
             scores.append(options.report(score))
     finally:
@@ -244,13 +251,10 @@ def _lacking_placements(client: Client, resources: Mapping[str, float] | None, k
 
 def measure_pinned_baselines(
     client: Client,
-    resources: Mapping[str, float] | None,
     function: Callable[[Any], Any],
-    num_objectives: int,
+    spec: TaskSpec,
+    resources: Mapping[str, float] | None,
     known: Collection[str],
-    worker_name: str,
-    timeout: float | None,
-    isolate: bool,
 ) -> list[Score]:
     """Measures BASELINE_CONFIG once on every placement (host, GPU) of the workers offering
     ``resources`` that ``known`` lacks, pinned there (``workers=``, no other worker allowed). A
@@ -262,25 +266,20 @@ def measure_pinned_baselines(
     run_id = uuid.uuid4().hex[:12]
     pending: dict[str, tuple[Future[Score], list[str]]] = {}
     for index, (key, addresses) in enumerate(by_placement.items()):
-        pending[key] = (
-            client.submit(
-                evaluate_task,
-                baseline_id(key),
-                dict(BASELINE_CONFIG),
-                key=f"genetune-baseline-{index}-{run_id}",
-                workers=addresses,
-                allow_other_workers=False,
-                resources=resources,
-                pure=False,
-                shipped=shipped,
-                token=token,
-                num_objectives=num_objectives,
-                worker=worker_name,
-                timeout=timeout,
-                isolate=isolate,
-            ),
-            addresses,
+        future: Future[Score] = client.submit(
+            evaluate_task,
+            baseline_id(key),
+            dict(BASELINE_CONFIG),
+            key=f"genetune-baseline-{index}-{run_id}",
+            workers=addresses,
+            allow_other_workers=False,
+            resources=dict(resources) if resources is not None else None,
+            pure=False,
+            shipped=shipped,
+            token=token,
+            spec=spec,
         )
+        pending[key] = (future, addresses)
     try:
         return _collect_baselines(client, pending)
     finally:

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from genetune.scores import Score
-from genetune.workers.base import BaseWorker, RunOptions
+from genetune.workers.base import BatchWorker, Candidates, RunOptions
 
 if TYPE_CHECKING:
     from distributed import Client, LocalCluster
@@ -51,7 +51,7 @@ def _on_dask() -> ModuleType:
     return dask_cluster
 
 
-class DaskWorker(BaseWorker):
+class DaskWorker(BatchWorker):
     """Evaluates candidates as Dask tasks, one per candidate.
 
     * ``address``: a scheduler address or a ``distributed.Client``; without it a local cluster of
@@ -157,49 +157,28 @@ class DaskWorker(BaseWorker):
 
     # ----- the contract ------------------------------------------------------------------------
 
-    def run(
-        self,
-        function: Callable[[Any], Any],
-        params_pool: Sequence[Any],
-        params_ids: Sequence[int | str],
-        num_function_returns: int = 1,
-        **kwargs: Any,
-    ) -> list[Score]:
-        options = RunOptions.from_kwargs(kwargs)
+    def evaluate(self, function: Callable[[Any], Any], candidates: Candidates, num_objectives: int, options: RunOptions) -> list[Score]:
         isolate = self._isolate(options)
         client = self._ensure_client(options.num_workers)
         self._check_cluster(client)
-        evaluations: list[Score] = _on_dask().evaluate_on_cluster(
-            client,
-            function,
-            list(zip(params_ids, params_pool, strict=True)),
-            num_objectives=num_function_returns,
-            worker_name=self.name,
-            resources=self.resources,
-            options=options,
-            isolate=isolate,
-            scatter_threshold=self.scatter_threshold,
-        )
-        return evaluations
+        dask = _on_dask()
+        spec = dask.TaskSpec(num_objectives=num_objectives, worker=self.name, timeout=options.task_timeout, isolate=isolate)
+        scores: list[Score] = dask.evaluate_on_cluster(client, function, candidates, spec, self.resources, options, self.scatter_threshold)
+        return scores
 
-    def measure_baselines(
-        self,
-        function: Callable[[Any], Any],
-        num_function_returns: int,
-        known: Collection[str],
-        **kwargs: Any,
+    def measure_missing_baselines(
+        self, function: Callable[[Any], Any], num_objectives: int, known: Collection[str], options: RunOptions
     ) -> list[Score]:
-        """Measures BASELINE_CONFIG once on every placement (host, GPU) of the cluster's eligible
-        workers that ``known`` lacks, pinned there (``workers=``, no other worker allowed). A
-        placement whose workers all leave before its baseline is measured is skipped (the
-        search measures it when results from it arrive)."""
-        options = RunOptions.from_kwargs(kwargs)
+        """BASELINE_CONFIG once on every placement (host, GPU) of the cluster's eligible workers
+        that ``known`` lacks, pinned there (``workers=``, no other worker allowed). A placement
+        whose workers all leave before its baseline is measured is skipped (the search measures
+        it when results from it arrive)."""
         client = self._ensure_client(options.num_workers)
         self._check_cluster(client)
+        dask = _on_dask()
         isolate = bool(self.isolate) or options.task_timeout is not None
-        baselines: list[Score] = _on_dask().measure_pinned_baselines(
-            client, self.resources, function, num_function_returns, known, self.name, options.task_timeout, isolate
-        )
+        spec = dask.TaskSpec(num_objectives=num_objectives, worker=self.name, timeout=options.task_timeout, isolate=isolate)
+        baselines: list[Score] = dask.measure_pinned_baselines(client, function, spec, self.resources, known)
         return baselines
 
     def close(self) -> None:

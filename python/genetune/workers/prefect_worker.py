@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, ClassVar
 
 from dask.base import annotate
@@ -23,13 +23,14 @@ from prefect_dask.task_runners import DaskTaskRunner
 from genetune.evaluation import invalid_score, placement
 from genetune.exceptions import ObjectiveReturnError
 from genetune.loguru_bridge import install_loguru_bridge
-from genetune.scores import BASELINE_CONFIG, BASELINE_ID, Score, baseline_id
+from genetune.scores import Score, baseline_id
 from genetune.shipping import pack
-from genetune.workers.base import BaseWorker, RunOptions
+from genetune.workers.base import BatchWorker, Candidates, RunOptions
 from genetune.workers.dask_cluster import (
     checked_resources,
     evaluate_shipped,
     list_workers,
+    TaskSpec,
     measure_pinned_baselines,
     require_resources,
     with_dask_identity,
@@ -71,7 +72,7 @@ def evaluate_chunk(
     return out
 
 
-class PrefectDaskWorker(BaseWorker):
+class PrefectDaskWorker(BatchWorker):
     """Evaluates a generation as one Prefect mapped task over chunks of candidates.
 
     * ``task_runner``: the runner to submit to; by default the running flow's (give the flow a
@@ -150,24 +151,16 @@ class PrefectDaskWorker(BaseWorker):
             size = max(1, math.ceil(len(items) / (slots * per_slot)))
         return [items[i : i + size] for i in range(0, len(items), size)]
 
-    def run(
-        self,
-        function: Callable[[Any], Any],
-        params_pool: Sequence[Any],
-        params_ids: Sequence[int | str],
-        num_function_returns: int = 1,
-        **kwargs: Any,
-    ) -> list[Score]:
-        options = RunOptions.from_kwargs(kwargs)
+    def evaluate(self, function: Callable[[Any], Any], candidates: Candidates, num_objectives: int, options: RunOptions) -> list[Score]:
         runner = self._runner()
-        chunks = self.chunks(list(zip(params_ids, params_pool, strict=True)), self._slots(self._dask_client(runner)))
+        chunks = self.chunks(list(candidates), self._slots(self._dask_client(runner)))
         self.last_chunk_sizes = [len(c) for c in chunks]
         token, blob = pack(function)
         parameters: dict[str, Any] = {
             "shipped": unmapped(blob),
             "token": unmapped(token),
             "chunk": chunks,
-            "num_objectives": unmapped(num_function_returns),
+            "num_objectives": unmapped(num_objectives),
             "worker": unmapped(self.name),
             "timeout": unmapped(options.task_timeout),
             "index": list(range(len(chunks))),
@@ -177,7 +170,7 @@ class PrefectDaskWorker(BaseWorker):
         scores: list[Score] = []
         wrong: str | None = None
         for chunk, future in zip(chunks, futures, strict=True):
-            for value in self._outcome(chunk, future, num_function_returns):
+            for value in self._outcome(chunk, future, num_objectives):
                 if isinstance(value, str):
                     wrong = wrong or value
                     continue
@@ -197,24 +190,18 @@ class PrefectDaskWorker(BaseWorker):
             reason = f"exception: chunk failed: {type(err).__name__}: {err}"
             return [invalid_score(i, p, num_objectives, reason, worker=self.name, **placement()) for i, p in chunk]
 
-    def measure_baselines(
-        self,
-        function: Callable[[Any], Any],
-        num_function_returns: int,
-        known: Collection[str],
-        **kwargs: Any,
+    def measure_missing_baselines(
+        self, function: Callable[[Any], Any], num_objectives: int, known: Collection[str], options: RunOptions
     ) -> list[Score]:
         """On Dask: once per placement (host, GPU) lacking a baseline, as plain Dask tasks pinned
         to a worker there (as ``DaskWorker``). On another task runner: once, as a chunk."""
         client = self._dask_client(self._runner())
-        timeout = RunOptions.from_kwargs(kwargs).task_timeout
         if client is not None:
             self._slots(client)  # refuses resources no worker offers
-            return measure_pinned_baselines(client, self.resources, function, num_function_returns, known, self.name, timeout, timeout is not None)
-        if known:
-            return []
-        scores = self.run(function, [dict(BASELINE_CONFIG)], [BASELINE_ID], num_function_returns, **kwargs)
-        return [_named_for_placement(s) for s in scores]
+            timeout = options.task_timeout
+            spec = TaskSpec(num_objectives=num_objectives, worker=self.name, timeout=timeout, isolate=timeout is not None)
+            return measure_pinned_baselines(client, function, spec, self.resources, known)
+        return [_named_for_placement(s) for s in super().measure_missing_baselines(function, num_objectives, known, options)]
 
 
 def _named_for_placement(score: Score) -> Score:
