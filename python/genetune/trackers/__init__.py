@@ -4,6 +4,7 @@ your own (subclass `BaseTracker`, or any object with some of its methods)."""
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from genetune.trackers.base import EVENTS, BaseTracker
@@ -54,7 +55,7 @@ def _from_config(config: TrackerConfig | TrackerTypes | str) -> BaseTracker:
             options["format"] = fmt
         return LoguruTracker(sink=sink, level=level, **options)
     if kind == TrackerTypes.MLFLOW:
-        mlflow_tracker: type[BaseTracker] = __getattr__("MLflowTracker")
+        mlflow_tracker: Callable[..., BaseTracker] = __getattr__("MLflowTracker")
         return mlflow_tracker(
             experiment_name=getattr(config, "experiment_name", None),
             run_name=getattr(config, "run_name", None),

@@ -81,8 +81,10 @@ class PrefectDaskWorker(BatchWorker):
       candidates one after the other, so this is also what each evaluation gets). Applied with
       ``dask.annotate``; a cluster where no worker offers them is refused with ValueError (Dask
       would wait forever).
-    * ``chunk_size``: candidates per Prefect task; None: about ``CHUNKS_PER_SLOT`` chunks per
-      Dask worker slot (threads, or how many chunks the resources let run at once).
+    * ``chunk_size``: candidates per Prefect task; None: one chunk per Dask worker slot (threads,
+      or how many chunks the resources let run at once), and up to ``CHUNKS_PER_SLOT`` per slot
+      (load balancing) once the previous generation's timings show that Prefect's cost per task
+      stays under ``OVERHEAD_SHARE`` of the compute (see :meth:`chunks`).
 
     ``task_timeout`` runs every evaluation in a child process killed at the timeout (as
     ``DaskWorker``). A chunk task that fails as a whole makes its candidates INVALID
