@@ -46,7 +46,7 @@ _NORM_RE: Final = re.compile(r"norm_score_(\d+)")
 _SCOPES: Final = ("pareto_front", "avg", "stddev")
 _STATUS_VALID: Final = "valid"
 _STATUS_INVALID: Final = "invalid"
-# Boolean cells one chunk of the M>2 dominance check may allocate.
+# Boolean cells one chunk of the dominance check for M>3 objectives may allocate (M=3 uses Kung's sweep).
 _CHUNK_CELLS: Final = 1 << 23
 _PANDAS_MAJOR: Final = int(pd.__version__.split(".")[0])
 _DEFAULT_NA: Final = ["", "NaN", "nan", "NA", "N/A", "NULL", "null", "None", "<NA>"]
@@ -134,7 +134,7 @@ def _front_mask_3d_unique(u: NDArray[np.float64]) -> NDArray[np.bool_]:
 
 
 def _front_mask_unique(u: NDArray[np.float64]) -> NDArray[np.bool_]:
-    """Non-dominance of *distinct* points: Kung's sweep for M=3, chunked numpy for any M."""
+    """Non-dominance of *distinct* points: Kung's sweep for M=3, chunked numpy above."""
     if u.shape[1] == 3:
         return _front_mask_3d_unique(u)
     return _front_mask_chunked(u)

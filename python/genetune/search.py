@@ -148,13 +148,13 @@ class Search:
         """
         folder = find_run_folder(path)
         payload = read_checkpoint(folder)
-        _check_matches(folder, payload, search_space, None if allow_mismatch else search_config, allow_mismatch)
+        _check_matches(folder, payload, search_space, search_config, allow_mismatch)
         engine = Engine.from_bytes(decode_bytes(payload["engine"]))
         search = cls(
             objective_function if objective_function is not None else _saved_objective(folder, payload),
             space_from_spec(payload["space"]),
             engine.config,
-            worker_type=make_worker(worker_type) if worker_type is not None else worker_from_reference(payload["worker"]),
+            worker_type=worker_type if worker_type is not None else worker_from_reference(payload["worker"]),
             trackers=trackers,
             cache_folder=folder.parent,
             dump_results=payload.get("dump_results") or None,
@@ -376,16 +376,17 @@ def _check_matches(
     search_config: SearchConfiguration | dict[str, Any] | None,
     allow_mismatch: bool,
 ) -> None:
-    """Refuses to resume with a space or configuration the checkpoint was not made for; warns
-    when another genetune version wrote it."""
-    if search_space is not None and digest(compile_space(search_space)) != payload["space_hash"] and not allow_mismatch:
-        raise CheckpointMismatchError(
-            f"{folder}: the checkpoint was made for a different search space; pass allow_mismatch=True to resume anyway"
-        )
-    if search_config is not None and digest(as_search_configuration(search_config).model_dump(mode="json")) != payload["config_hash"]:
-        raise CheckpointMismatchError(
-            f"{folder}: the checkpoint was made for a different search configuration; pass allow_mismatch=True to resume anyway"
-        )
+    """Refuses to resume with a space or configuration the checkpoint was not made for (unless
+    ``allow_mismatch``); warns when another genetune version wrote it."""
+    if not allow_mismatch:
+        if search_space is not None and digest(compile_space(search_space)) != payload["space_hash"]:
+            raise CheckpointMismatchError(
+                f"{folder}: the checkpoint was made for a different search space; pass allow_mismatch=True to resume anyway"
+            )
+        if search_config is not None and digest(as_search_configuration(search_config).model_dump(mode="json")) != payload["config_hash"]:
+            raise CheckpointMismatchError(
+                f"{folder}: the checkpoint was made for a different search configuration; pass allow_mismatch=True to resume anyway"
+            )
     saved = payload.get("versions", {}).get("genetune")
     if saved != versions()["genetune"]:
         warnings.warn(f"{folder}: checkpoint written by genetune {saved}, resuming with {versions()['genetune']}", UserWarning, stacklevel=3)
