@@ -6,12 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from genetune.cli import main, read_job
+from tests_support import isolate_prefect
 
 SPACE = {"x": {"type": "range", "start": 0, "end": 30}}
 
@@ -50,14 +50,7 @@ def test_bad_jobs_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture
 @pytest.mark.slow
 def test_genetune_run_executes_the_flow(tmp_path: Path) -> None:
     job = write_job(tmp_path)
-    env = {
-        **os.environ,
-        "PREFECT_HOME": tempfile.mkdtemp(prefix="genetune-cli-prefect-"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
-    }
-    env.pop("PREFECT_API_URL", None)
+    env = dict(isolate_prefect(dict(os.environ), prefix="genetune-cli-prefect-"))
     done = subprocess.run([sys.executable, "-m", "genetune", "run", str(job)], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout[done.stdout.index("{") :])

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 import genetune as gt
 import genetune.search_spaces as ss
-from conftest import random_scorer, run_generations
+from engine_support import random_scorer, run_generations
 
 SPACE = {"x": ss.range(0.0, 1.0, None), "n": ss.range(0, 50)}
 

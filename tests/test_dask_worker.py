@@ -27,7 +27,8 @@ import genetune as gt  # noqa: E402
 from genetune.exceptions import ObjectiveReturnError  # noqa: E402
 from genetune.workers import worker_from_reference, worker_reference  # noqa: E402
 from genetune.workers.dask_worker import DaskWorker  # noqa: E402
-from tests_support import table  # noqa: E402
+from tests_support import config as small_config  # noqa: E402
+from tests_support import free_port, table  # noqa: E402
 
 import dask_objectives as dobj  # noqa: E402
 import objectives as obj  # noqa: E402
@@ -39,7 +40,7 @@ NO_HTTP_PORT = {"dashboard_address": "127.0.0.1:0"}
 
 
 def config(**kw: Any) -> gt.SearchConfiguration:
-    return gt.SearchConfiguration(**{"generations": 3, "pool_size": 8, "seed": 7, **kw})
+    return small_config(**{"seed": 7, **kw})
 
 
 def search(objective: Any, worker: Any, tmp: Path, cfg: gt.SearchConfiguration | None = None, **kw: Any) -> gt.Search:
@@ -297,7 +298,7 @@ class LateGpuWorker(DaskWorker):
 
 
 def _placements(worker: DaskWorker) -> set[str]:
-    from genetune.workers.dask_worker import _placement_here
+    from genetune.workers.dask_cluster import placement_here as _placement_here
 
     return set(worker._ensure_client(None).run(_placement_here).values())
 
@@ -420,12 +421,6 @@ def test_killed_worker_makes_the_candidate_invalid() -> None:
             worker.close()
     assert crashed[0].reason.startswith("crashed: dask worker died running it 1 time(s)"), crashed[0].reason
     assert sorted(s.score for s in fine) == [4.0, 9.0]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class WorkerKiller:

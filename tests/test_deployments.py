@@ -16,13 +16,14 @@ import datetime as dt
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests_support import isolate_prefect
+
 if "prefect" not in sys.modules:  # the in-process client must not read ~/.prefect profiles
-    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="genetune-prefect-home-"))
+    isolate_prefect(os.environ)
 
 import pytest  # noqa: E402
 

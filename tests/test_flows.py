@@ -6,22 +6,13 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
+
+from tests_support import free_port, isolate_prefect
 
 TESTS_DIR = Path(__file__).resolve().parent
 # Before Prefect is imported: an isolated, quiet, offline Prefect home.
-os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="genetune-prefect-home-")
-for _name in ("PREFECT_API_URL", "PREFECT_PROFILE"):
-    os.environ.pop(_name, None)
-os.environ.update(
-    DO_NOT_TRACK="1",
-    PREFECT_SERVER_ANALYTICS_ENABLED="false",
-    PREFECT_SERVER_UI_ENABLED="false",
-    PREFECT_LOGGING_LEVEL="INFO",
-    PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="WARNING",
-    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90",
-)
+isolate_prefect(os.environ)
 # Dask worker processes (and their evaluation children) import the objectives by name.
 os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])
 
@@ -353,15 +344,6 @@ def test_a_failed_chunk_makes_its_candidates_invalid(prefect_api: None, gpu_clus
         assert by_id[i].failed and by_id[i].reason.startswith("exception: chunk failed:"), by_id[i].reason
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _stop(proc: Any) -> None:
     import subprocess
 
@@ -385,7 +367,7 @@ def test_served_deployment_end_to_end(tmp_path: Path) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     repo = TESTS_DIR.parent
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {
         **os.environ,

@@ -33,6 +33,7 @@ import genetune as gt
 import genetune.search_spaces as ss
 from genetune.results import SearchResult, hypervolume, pareto_mask
 from genetune.trackers import BaseTracker, JsonlTracker, MLflowTracker, TrackerBus
+from tests_support import free_port
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow.tracking import MlflowClient  # noqa: E402
@@ -211,13 +212,6 @@ def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     return f"sqlite:///{root}/mlflow.db", root / "artifacts"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class Server:
     """A local ``mlflow server`` (SQLite backend, proxied artifacts), in its own process group."""
 
@@ -233,7 +227,7 @@ class Server:
     def ensure_running(self) -> Server:
         if self.proc is not None and self.proc.poll() is None:
             return self
-        self.port = _free_port()
+        self.port = free_port()
         log = open(self.root / f"server-{self.port}.log", "wb")  # noqa: SIM115 - owned by the process
         cmd = [
             sys.executable, "-m", "mlflow", "server",
@@ -539,7 +533,7 @@ def test_space_params_are_valid_keys_and_capped(sqlite_store: tuple[str, Path], 
 @QUIET_FAILURES
 def test_unreachable_server_fails_fast_and_is_disabled(tmp_path: Path) -> None:
     # Nothing listens on the port: every call is refused at once, retried twice (0.05 + 0.1 s).
-    tracker = MLflowTracker(tracking_uri=f"http://127.0.0.1:{_free_port()}", retries=2, backoff_s=0.05)
+    tracker = MLflowTracker(tracking_uri=f"http://127.0.0.1:{free_port()}", retries=2, backoff_s=0.05)
     t = time.monotonic()
     with pytest.raises(RuntimeError, match=r"after 3 attempt\(s\)"):
         tracker.search_starts(SyntheticSearch(TrackerBus([]), tmp_path / "direct").manifest())

@@ -18,6 +18,7 @@ import pytest
 import genetune as gt
 import genetune.search_spaces as ss
 from genetune.scores import Score
+from tests_support import config as small_config
 from tests_support import table
 
 import objectives as obj
@@ -26,7 +27,7 @@ WORKERS = ["sequential", "native", "isolated"]
 
 
 def config(**kw: Any) -> gt.SearchConfiguration:
-    return gt.SearchConfiguration(**{"generations": 3, "pool_size": 8, "seed": 11, **kw})
+    return small_config(**{"seed": 11, **kw})
 
 
 def search(objective: Any = obj.quadratic, space: Any = None, worker: Any = "sequential", tmp: Path | None = None, **kw: Any) -> gt.Search:

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 import genetune as gt
 import genetune.search_spaces as ss
-from conftest import check_candidate, config, key_of, quietly_exhausting, random_scorer, run_generations
+from engine_support import check_candidate, key_of, quietly_exhausting, random_scorer, run_generations
+from tests_support import config
 
 # ----- strategies ---------------------------------------------------------------------------------
 

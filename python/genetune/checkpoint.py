@@ -16,9 +16,12 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
+
+from genetune._core import __version__
+from genetune.rows import Row
 
 __all__ = ["CHECKPOINT_FILE", "EVALUATIONS_FILE", "EvaluationLog", "digest", "find_run_folder", "read_checkpoint", "write_checkpoint"]
 
@@ -33,8 +36,6 @@ def digest(value: Any) -> str:
 
 
 def versions() -> dict[str, str]:
-    from genetune import __version__
-
     return {"genetune": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
 
 
@@ -86,7 +87,7 @@ class EvaluationLog:
         self.path = folder / EVALUATIONS_FILE
         self._handle: TextIO | None = None
 
-    def append(self, row: dict[str, Any]) -> None:
+    def append(self, row: Mapping[str, Any]) -> None:
         if self._handle is None:
             self._handle = open(self.path, "a")  # noqa: SIM115 - kept open for the search
         self._handle.write(json.dumps(row) + "\n")
@@ -102,7 +103,7 @@ class EvaluationLog:
             self._handle.close()
             self._handle = None
 
-    def rows(self) -> Iterator[dict[str, Any]]:
+    def rows(self) -> Iterator[Row]:
         """Every complete row; a line cut short by a kill is skipped."""
         if not self.path.exists():
             return
@@ -111,6 +112,6 @@ class EvaluationLog:
                 if not line.endswith("\n"):
                     break
                 try:
-                    yield json.loads(line)
+                    yield cast(Row, json.loads(line))
                 except json.JSONDecodeError:
                     break

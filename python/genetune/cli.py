@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from genetune.loading import read_document
+
 __all__ = ["main", "read_job"]
 
 _PATH_PARAMETERS = ("search_space", "search_config", "cache_folder", "resume_from")
@@ -26,10 +28,8 @@ _PATH_PARAMETERS = ("search_space", "search_config", "cache_folder", "resume_fro
 
 def read_job(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> dict[str, Any]:
     """The flow parameters of a job file, with overrides applied and relative paths resolved."""
-    from genetune.flows import _read_document
-
     job_file = Path(path).expanduser().resolve()
-    params = _read_document(job_file)
+    params = read_document(job_file)
     if not isinstance(params, dict):
         raise ValueError(f"{job_file}: a job file holds a mapping of flow parameters, got {type(params).__name__}")
     for item in overrides:
@@ -61,22 +61,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("demo", help="tune gcc flags for the bundled C kernels (see `genetune demo --help`)", add_help=False)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["demo"]:  # its own options
-        from genetune.jobs.gcc.demo import main as demo_main
-
-        return demo_main(argv[1:])
+        return _demo(argv[1:])
     args = parser.parse_args(argv)
     try:
         params = read_job(args.job, args.overrides)
     except (OSError, ValueError) as err:
         print(f"genetune: {err}", file=sys.stderr)
         return 2
+    print(json.dumps(_run_flow(params), indent=2, default=str))
+    return 0
+
+
+def _run_flow(params: dict[str, Any]) -> dict[str, Any]:
+    # Prefect, Dask and MLflow take seconds to import: `genetune --help` and a bad job file do not wait for them.
     from genetune.flows import genetune_search
     from genetune.prefect_api import prefect_api
 
     with prefect_api():  # one API for this process and its Dask workers
-        summary = genetune_search(**params)
-    print(json.dumps(summary, indent=2, default=str))
-    return 0
+        summary: dict[str, Any] = genetune_search(**params)
+    return summary
+
+
+def _demo(argv: Sequence[str]) -> int:
+    from genetune.jobs.gcc.demo import main as demo_main  # imports Prefect: only for `genetune demo`
+
+    return demo_main(argv)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import importlib.metadata
 import math
 import socket
 from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -55,7 +56,7 @@ class GenerationStats:
         self.ref_point: np.ndarray | None = None
         self.last_hypervolume: float | None = None
 
-    def add_generation(self, generation: int, rows: list[dict[str, Any]], wall_time_s: float) -> dict[str, Any]:
+    def add_generation(self, generation: int, rows: Sequence[Mapping[str, Any]], wall_time_s: float) -> dict[str, Any]:
         values = [r[self.key] for r in rows if r["status"] == "valid"]
         invalid = sum(r["status"] == "invalid" for r in rows)
         self.valid.extend(values)

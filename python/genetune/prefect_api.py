@@ -14,6 +14,8 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
 __all__ = ["prefect_api"]
 
 #: A fresh Prefect database (first run on a machine) takes ~15 s to migrate on 2 cores.
@@ -24,13 +26,11 @@ STARTUP_TIMEOUT_S = 120
 def prefect_api() -> Iterator[str]:
     """Yields the API URL in use: ``PREFECT_API_URL`` when set (in the environment or the
     active Prefect profile), else the URL of an ephemeral server started for the block."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     configured = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
     if configured:
         yield str(configured)
         return
-    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.server.api.server import SubprocessASGIServer  # the server stack (FastAPI, SQLAlchemy): only when one is needed
 
     server = SubprocessASGIServer()
     server.start(timeout=STARTUP_TIMEOUT_S)

@@ -18,7 +18,7 @@ import csv
 import json
 import math
 import re
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias, cast
 
@@ -27,7 +27,8 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from genetune.config import ProblemType
-from genetune.scores import INVALID_SCORE
+from genetune.jsonable import json_default
+from genetune.scores import BASELINE_ID, INVALID_SCORE
 
 __all__ = ["ALL_INVALID_MESSAGE", "BASELINE_ID", "Directions", "MultiScoreScope", "SearchResult", "hypervolume", "pareto_mask"]
 
@@ -37,8 +38,7 @@ Directions: TypeAlias = Sequence[ProblemType | str] | ProblemType | str
 #: How ``get_best_result`` picks among several objectives.
 MultiScoreScope: TypeAlias = Literal["pareto_front", "avg", "stddev"]
 
-#: The ``id`` (and ``status``) of the baseline row.
-BASELINE_ID: Final = "baseline"
+#: What ``get_best_result`` raises when no row is valid.
 ALL_INVALID_MESSAGE: Final = "All resulting scores are marked as invalid. Make sure your search ran correctly."
 
 _SCORE_RE: Final = re.compile(r"score_(\d+)")
@@ -46,7 +46,7 @@ _NORM_RE: Final = re.compile(r"norm_score_(\d+)")
 _SCOPES: Final = ("pareto_front", "avg", "stddev")
 _STATUS_VALID: Final = "valid"
 _STATUS_INVALID: Final = "invalid"
-# Boolean cells one chunk of the M>2 dominance check may allocate.
+# Boolean cells one chunk of the dominance check for M>3 objectives may allocate (M=3 uses Kung's sweep).
 _CHUNK_CELLS: Final = 1 << 23
 _PANDAS_MAJOR: Final = int(pd.__version__.split(".")[0])
 _DEFAULT_NA: Final = ["", "NaN", "nan", "NA", "N/A", "NULL", "null", "None", "<NA>"]
@@ -134,7 +134,7 @@ def _front_mask_3d_unique(u: NDArray[np.float64]) -> NDArray[np.bool_]:
 
 
 def _front_mask_unique(u: NDArray[np.float64]) -> NDArray[np.bool_]:
-    """Non-dominance of *distinct* points: Kung's sweep for M=3, chunked numpy for any M."""
+    """Non-dominance of *distinct* points: Kung's sweep for M=3, chunked numpy above."""
     if u.shape[1] == 3:
         return _front_mask_3d_unique(u)
     return _front_mask_chunked(u)
@@ -349,16 +349,8 @@ def _check_required(columns: Sequence[Hashable]) -> None:
         raise ValueError(f"Results table is missing {' and '.join(missing)}; found columns {list(columns)}")
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default)
+    return json.dumps(value, default=json_default)
 
 
 def _loads_or_raw(value: Any) -> Any:
@@ -440,7 +432,7 @@ class SearchResult:
 
     @classmethod
     def from_rows(
-        cls, rows: Iterable[dict[str, Any]], directions: Directions, num_objectives: int, normalized: bool = False
+        cls, rows: Iterable[Mapping[str, Any]], directions: Directions, num_objectives: int, normalized: bool = False
     ) -> SearchResult:
         """Builds the table from row dicts with keys ``generation``, ``id``, ``params``, ``scores``
         (M numbers; NaN, None or ``"*"`` = invalid) and optionally ``norm_scores`` (M numbers or
@@ -707,12 +699,3 @@ class SearchResult:
     ) -> SearchResult:
         """Reads a parquet file written by :meth:`to_parquet` (defaults as in :meth:`from_csv`)."""
         return cls._decoded(pd.read_parquet(path), directions, num_objectives)
-
-    @classmethod
-    def from_dataframe(
-        cls, df: pd.DataFrame, directions: Directions | None = None, num_objectives: int | None = None
-    ) -> SearchResult:
-        """A result from an in-memory table (defaults as in :meth:`from_csv`; params not decoded)."""
-        _check_required(list(df.columns))
-        m = num_objectives if num_objectives is not None else len(_numbered(df.columns, _SCORE_RE))
-        return cls(df, directions if directions is not None else ProblemType.MIN, m)

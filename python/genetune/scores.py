@@ -11,13 +11,21 @@ from numpy.typing import ArrayLike, NDArray
 
 from genetune import _core
 
-__all__ = ["BASELINE_CONFIG", "INVALID_SCORE", "Score", "normalize_scores", "score_matrix"]
+__all__ = ["BASELINE_CONFIG", "BASELINE_ID", "INVALID_SCORE", "Score", "baseline_id", "normalize_scores", "score_matrix"]
 
 #: What an objective returns (or what a failed evaluation is recorded as) for "no valid score".
 INVALID_SCORE: Final = "*"
 
 #: The params the objective receives for the baseline measurement (``normalize=True``).
 BASELINE_CONFIG: Final[dict[str, Any]] = {}
+
+#: The candidate id of the baseline measurement; per-placement baselines are ``baseline@<placement>``.
+BASELINE_ID: Final = "baseline"
+
+
+def baseline_id(placement: str | None = None) -> str:
+    """The id of the baseline measured on ``placement`` (the one shared baseline without)."""
+    return BASELINE_ID if placement is None else f"{BASELINE_ID}@{placement}"
 
 
 class Score(BaseModel):
@@ -33,9 +41,7 @@ class Score(BaseModel):
     param_id: int | str
     params: Any
     score: Any
-    norm_score: Any = None
     num_objectives: int = 1
-    is_baseline: bool = False
     reason: str = ""
     duration_s: float = 0.0
     metadata: dict[str, Any] | str = Field(default_factory=dict)
@@ -52,6 +58,10 @@ class Score(BaseModel):
     @property
     def failed(self) -> bool:
         return not all(np.isfinite(self.values()))
+
+    def metadata_dict(self) -> dict[str, Any]:
+        """``metadata`` as a dict (a custom worker's plain-text metadata becomes ``{"note": text}``)."""
+        return self.metadata if isinstance(self.metadata, dict) else {"note": self.metadata}
 
 
 def _as_float(value: Any) -> float:

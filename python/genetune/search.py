@@ -9,12 +9,14 @@ import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
-import numpy as np
 
+from genetune._core import Candidate
+from genetune.baselines import Baselines
 from genetune.checkpoint import (
     EvaluationLog,
     decode_bytes,
@@ -23,23 +25,21 @@ from genetune.checkpoint import (
     find_run_folder,
     read_checkpoint,
     versions,
-    write_checkpoint,
 )
 from genetune.config import SearchConfiguration, as_search_configuration
 from genetune.engine import Engine
 from genetune.exceptions import CheckpointMismatchError, ObjectiveReturnError, SearchFailedError
-from genetune.progress import Progress
+from genetune.manifest import manifest
+from genetune.recorder import Recorder
 from genetune.results import SearchResult
-from genetune.scores import BASELINE_CONFIG, Score, normalize_scores
+from genetune.rows import Row, told_scores
+from genetune.scores import Score
 from genetune.search_spaces import SearchSpace, compile_space, space_from_spec
 from genetune.settings import get_settings
-from genetune.manifest import GenerationStats, manifest
-from genetune.trackers import TrackerBus, TrackerConfig, TrackerTypes, build_trackers
-from genetune.workers import BaseWorker, WorkerTypes, make_worker, worker_from_reference, worker_reference
+from genetune.trackers import TrackerConfig, TrackerTypes, build_trackers
+from genetune.workers import BaseWorker, RunOptions, WorkerTypes, make_worker, worker_from_reference, worker_reference
 
 __all__ = ["Search"]
-
-Row = dict[str, Any]
 
 
 def _run_folder_name() -> str:
@@ -99,7 +99,7 @@ class Search:
         folder = (self.cache_folder or get_settings().cache_folder) / _run_folder_name()
         folder.mkdir(parents=True, exist_ok=False)
         self.run_folder = folder
-        return self._run(engine, folder, {}, num_workers, task_timeout, worker_kwargs)
+        return self._run(engine, folder, {}, RunOptions.checked(num_workers, task_timeout, worker_kwargs))
 
     def sample(self, num_samples: int = 1) -> list[Any]:
         """``num_samples`` candidates shaped exactly as the objective receives them; nothing is
@@ -148,346 +148,256 @@ class Search:
         """
         folder = find_run_folder(path)
         payload = read_checkpoint(folder)
-        if search_space is not None and digest(compile_space(search_space)) != payload["space_hash"] and not allow_mismatch:
-            raise CheckpointMismatchError(
-                f"{folder}: the checkpoint was made for a different search space; pass allow_mismatch=True to resume anyway"
-            )
-        if search_config is not None and not allow_mismatch:
-            given = as_search_configuration(search_config)
-            if digest(given.model_dump(mode="json")) != payload["config_hash"]:
-                raise CheckpointMismatchError(
-                    f"{folder}: the checkpoint was made for a different search configuration; "
-                    "pass allow_mismatch=True to resume anyway"
-                )
-        saved_versions = payload.get("versions", {})
-        if saved_versions.get("genetune") != versions()["genetune"]:
-            warnings.warn(
-                f"{folder}: checkpoint written by genetune {saved_versions.get('genetune')}, resuming with {versions()['genetune']}",
-                UserWarning,
-                stacklevel=2,
-            )
-        if objective_function is None:
-            if payload.get("objective") is None:
-                raise ValueError(f"{folder}: the checkpoint holds no objective; pass objective_function")
-            try:
-                objective_function = cloudpickle.loads(decode_bytes(payload["objective"]))
-            except Exception as err:
-                raise ValueError(f"{folder}: the saved objective cannot be loaded ({err}); pass objective_function") from err
+        _check_matches(folder, payload, search_space, search_config, allow_mismatch)
         engine = Engine.from_bytes(decode_bytes(payload["engine"]))
-        search = cls.__new__(cls)
-        search.objective_function = objective_function
-        search.search_config = engine.config
-        search.search_space = space_from_spec(payload["space"])
-        search.worker = make_worker(worker_type) if worker_type is not None else worker_from_reference(payload["worker"])
-        search.cache_folder = folder.parent
-        search.dump_results = Path(payload["dump_results"]) if payload.get("dump_results") else None
-        search.trackers = build_trackers(None, trackers)
-        search.tracker_report = {}
-        search.disable_progress_bar = disable_progress_bar
-        search.exit_on_failure = payload.get("exit_on_failure", True)
+        search = cls(
+            objective_function if objective_function is not None else _saved_objective(folder, payload),
+            space_from_spec(payload["space"]),
+            engine.config,
+            worker_type=worker_type if worker_type is not None else worker_from_reference(payload["worker"]),
+            trackers=trackers,
+            cache_folder=folder.parent,
+            dump_results=payload.get("dump_results") or None,
+            disable_progress_bar=disable_progress_bar,
+            exit_on_failure=payload.get("exit_on_failure", True),
+        )
         search.run_folder = folder
         search.current_generation = engine.generation
-        finished = {row["id"]: row for row in EvaluationLog(folder).rows()}
-        return search._run(engine, folder, finished, num_workers, task_timeout, worker_kwargs)
+        finished: dict[Any, Row] = {row["id"]: row for row in EvaluationLog(folder).rows()}
+        return search._run(engine, folder, finished, RunOptions.checked(num_workers, task_timeout, worker_kwargs))
 
     # ----- the loop ----------------------------------------------------------------------------
 
-    def _checkpoint(self, engine: Engine, folder: Path, baselines: list[Row]) -> None:
+    def _run(self, engine: Engine, folder: Path, finished: dict[Any, Row], options: RunOptions) -> SearchResult:
+        """ask → evaluate → record → tell, generation after generation, then the summary."""
+        self._warn_unsupported(options)
+        run = self._prepare(engine, folder, finished, options)
+        reason = "error"
+        result: SearchResult | None = None
+        try:
+            if engine.config.normalize:
+                self._measure_baselines(run, first=True)
+            run.recorder.checkpoint(self._checkpoint_payload(run))
+            while not engine.done:
+                self._generation(run)
+            reason = "exhausted" if engine.exhausted else "completed"
+            result = self._result(run.rows)
+        except KeyboardInterrupt:
+            reason = "stopped"
+            raise
+        except (SearchFailedError, ObjectiveReturnError) as err:
+            err.result = self._result(run.rows) if run.rows else None
+            err.run_folder = folder
+            raise
+        finally:
+            self._finish(run, reason, result)
+        self.current_generation = engine.generation
+        if self.dump_results is not None:
+            result.save(self.dump_results)
+        return result
+
+    def _prepare(self, engine: Engine, folder: Path, finished: dict[Any, Row], options: RunOptions) -> _Run:
+        """The state of one run; on resume, what the evaluation log already holds."""
+        config = engine.config
+        # On resume: the rows of the generations the checkpoint already completed.
+        rows = [r for r in finished.values() if r["status"] != "baseline" and r["generation"] < engine.generation]
+        disabled = self.disable_progress_bar if self.disable_progress_bar is not None else get_settings().disable_progress_bar
+        recorder = Recorder(folder, config, self.trackers, disabled, replayed=rows, already_logged=finished.keys())
+        spec = compile_space(self.search_space)
+        recorder.search_starts(manifest(config.model_dump(mode="json"), spec, engine.parameter_names, engine.seed, str(folder)))
+        baselines = Baselines(self.worker, config.num_objectives, config.normalize)
+        for row in finished.values():
+            if row["status"] == "baseline":
+                baselines.restore(row)
+                rows.append(row)
+                recorder.replayed(row)
+        return _Run(engine, folder, finished, options, baselines, recorder, rows, time.perf_counter())
+
+    def _generation(self, run: _Run) -> None:
+        engine, recorder = run.engine, run.recorder
+        generation = self.current_generation = engine.generation
+        started = time.perf_counter()
+        recorder.generation_starts(generation)
+        if engine.config.normalize and generation > 0 and self.worker.baselines_per_placement:
+            self._measure_baselines(run, first=False)  # workers that joined since
+        candidates = engine.ask()
+        known = {c.id: run.finished[c.id] for c in candidates if c.id in run.finished}
+        for row in known.values():
+            recorder.replayed(row)
+        new_rows = self._evaluate(run, [c for c in candidates if c.id not in known], generation)
+        generation_rows = [known.get(c.id) or new_rows[c.id] for c in candidates]
+        run.rows.extend(generation_rows)
+        if generation == 0 and self.exit_on_failure:
+            _stop_if_all_failed(generation_rows, run.folder)
+        engine.tell([c.id for c in candidates], [told_scores(r) for r in generation_rows])
+        recorder.generation_ends(generation, generation_rows, time.perf_counter() - started, self._checkpoint_payload(run))
+        if self.dump_results is not None:
+            self._result(run.rows).save(self.dump_results)
+
+    def _evaluate(self, run: _Run, todo: list[Candidate], generation: int) -> dict[int | str, Row]:
+        """Evaluates the candidates on the worker; each result is recorded as it arrives, or,
+        from a worker that joined mid-generation, once its placement has a baseline."""
+        for c in todo:
+            run.recorder.starts(c.id, generation, c.params)
+
+        def on_result(score: Score) -> None:
+            if not run.baselines.lacks(score):
+                run.recorder.evaluated(run.baselines.row_of(score, generation))
+
+        scores: dict[int | str, Score] = {}
+        if todo:
+            returned = self.worker.run(
+                self.objective_function,
+                [c.params for c in todo],
+                [c.id for c in todo],
+                self.search_config.num_objectives,
+                **run.options.with_on_result(on_result).as_kwargs(),
+            )
+            scores = {s.param_id: s for s in returned}
+            missing = [c.id for c in todo if c.id not in scores]
+            if missing:
+                raise RuntimeError(f"{self.worker.name} returned no score for candidates {missing[:10]}")
+        if any(run.baselines.lacks(s) for s in scores.values()):
+            self._measure_baselines(run, first=False)
+        rows = {i: run.baselines.row_of(s, generation) for i, s in scores.items()}
+        for row in rows.values():
+            if not run.recorder.is_logged(row):  # deferred above, or a worker that does not stream results
+                run.recorder.evaluated(row)
+        return rows
+
+    def _measure_baselines(self, run: _Run, *, first: bool) -> None:
+        for row in run.baselines.measure(self.objective_function, run.options, first=first, run_folder=run.folder):
+            run.rows.append(row)
+            run.recorder.baseline(row, failed=not all(math.isfinite(v) for v in row["scores"]))
+
+    def _finish(self, run: _Run, reason: str, result: SearchResult | None) -> None:
+        """Closes files and the worker, saves ``results.csv`` and reports the end to the trackers."""
+        run.recorder.close_files()
+        self.worker.close()
+        final = result if result is not None else (self._result(run.rows) if run.rows else None)
+        result_csv = final.save(run.folder / "results.csv") if final is not None else None
+        config = run.engine.config
+        stats = run.recorder.stats
+        summary = {
+            "reason": reason,
+            "evaluations": sum(r["status"] != "baseline" for r in run.rows),
+            "invalid": sum(r["status"] == "invalid" for r in run.rows),
+            "generations": run.engine.generation,
+            "best": stats.best(),
+            "pareto_size": None if config.num_objectives == 1 or final is None else len(final.pareto_front()),
+            "hypervolume": stats.last_hypervolume,
+            "wall_time_s": time.perf_counter() - run.started,
+            "run_folder": str(run.folder),
+            "result_csv": str(result_csv) if result_csv is not None else None,
+        }
+        self.tracker_report = run.recorder.search_ends(reason, summary)
+
+    # ----- pieces ------------------------------------------------------------------------------
+
+    def _checkpoint_payload(self, run: _Run) -> dict[str, Any]:
+        engine = run.engine
         config = engine.config.model_dump(mode="json")
         spec = compile_space(self.search_space)
         try:
             objective: str | None = encode_bytes(cloudpickle.dumps(self.objective_function))
         except Exception:  # an unpicklable objective: resume then needs objective_function
             objective = None
-        write_checkpoint(
-            folder,
-            {
-                "generation": engine.generation,
-                "seed": engine.seed,
-                "config": config,
-                "config_hash": digest(config),
-                "space": spec,
-                "space_hash": digest(spec),
-                "engine": encode_bytes(engine.to_bytes()),
-                "objective": objective,
-                "worker": worker_reference(self.worker),
-                "exit_on_failure": self.exit_on_failure,
-                "dump_results": str(self.dump_results) if self.dump_results else None,
-                "baselines": baselines,
-                "versions": versions(),
-            },
-        )
-
-    def _check_options(self, num_workers: int | None, task_timeout: float | None) -> None:
-        if num_workers is not None:
-            if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
-                raise ValueError(f"num_workers must be a positive integer, got {num_workers!r}")
-            if not self.worker.respects_num_workers:
-                warnings.warn(f"num_workers is not supported by {self.worker.name}; it is ignored", UserWarning, stacklevel=3)
-        if task_timeout is not None:
-            if isinstance(task_timeout, bool) or not isinstance(task_timeout, int | float) or not task_timeout > 0:
-                raise ValueError(f"task_timeout must be a positive number of seconds, got {task_timeout!r}")
-            if not self.worker.supports_timeout:
-                warnings.warn(
-                    f"task_timeout is not supported by {self.worker.name}: a hung evaluation will not be stopped",
-                    UserWarning,
-                    stacklevel=3,
-                )
-
-    def _placement_of(self, metadata: Any) -> str | None:
-        """The key of the baseline that normalizes a result ("*": the one baseline of a worker
-        without per-placement baselines)."""
-        if not self.worker.baselines_per_placement:
-            return "*"
-        key = metadata.get("placement") if isinstance(metadata, dict) else None
-        return str(key) if key is not None else None
-
-    def _row(
-        self, score: Score, generation: int, baseline: tuple[float, ...] | None, status: str | None = None, baseline_problem: str = ""
-    ) -> Row:
-        raw = score.values()
-        norm = None if baseline is None else tuple(float(v) for v in normalize_scores(np.asarray(raw), np.asarray(baseline)))
-        used = norm if norm is not None else raw
-        valid = all(math.isfinite(v) for v in used)
-        reason = score.reason
-        if not valid and not reason:
-            reason = baseline_problem or "invalid normalized score (baseline is zero or invalid)"
-        metadata = score.metadata if isinstance(score.metadata, dict) else {"note": score.metadata}
         return {
-            "generation": generation,
-            "id": score.param_id,
-            "params": score.params,
-            "scores": list(raw),
-            "norm_scores": list(norm) if norm is not None else None,
-            "status": status or ("valid" if valid else "invalid"),
-            "reason": "" if valid else reason,
-            "duration_s": score.duration_s,
-            "metadata": metadata,
+            "generation": engine.generation,
+            "seed": engine.seed,
+            "config": config,
+            "config_hash": digest(config),
+            "space": spec,
+            "space_hash": digest(spec),
+            "engine": encode_bytes(engine.to_bytes()),
+            "objective": objective,
+            "worker": worker_reference(self.worker),
+            "exit_on_failure": self.exit_on_failure,
+            "dump_results": str(self.dump_results) if self.dump_results else None,
+            "baselines": run.baselines.rows(),
+            "versions": versions(),
         }
+
+    def _warn_unsupported(self, options: RunOptions) -> None:
+        if options.num_workers is not None and not self.worker.respects_num_workers:
+            warnings.warn(f"num_workers is not supported by {self.worker.name}; it is ignored", UserWarning, stacklevel=4)
+        if options.task_timeout is not None and not self.worker.supports_timeout:
+            warnings.warn(
+                f"task_timeout is not supported by {self.worker.name}: a hung evaluation will not be stopped",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _result(self, rows: list[Row]) -> SearchResult:
         config = self.search_config
         assert config.directions is not None
-        ordered = sorted(rows, key=lambda r: (r["status"] != "baseline", r["generation"], str(r["id"]) if r["status"] == "baseline" else r["id"]))
+        ordered = sorted(rows, key=_result_order)
         return SearchResult.from_rows(ordered, [str(d) for d in config.directions], config.num_objectives, normalized=config.normalize)
 
-    def _evaluate(
-        self,
-        params_pool: list[Any],
-        ids: list[int | str],
-        num_workers: int | None,
-        task_timeout: float | None,
-        worker_kwargs: dict[str, Any],
-        on_result: Callable[[Score], None],
-    ) -> dict[int | str, Score]:
-        if not ids:
-            return {}
-        scores = self.worker.run(
-            self.objective_function,
-            params_pool,
-            ids,
-            self.search_config.num_objectives,
-            num_workers=num_workers,
-            task_timeout=task_timeout,
-            on_result=on_result,
-            **worker_kwargs,
+
+@dataclass
+class _Run:
+    """The state of one run of the loop (``start`` or ``resume``)."""
+
+    engine: Engine
+    folder: Path
+    #: Rows read back from the evaluation log on resume, by id (never evaluated again).
+    finished: dict[Any, Row]
+    options: RunOptions
+    baselines: Baselines
+    recorder: Recorder
+    #: Every row of the run so far, baselines included.
+    rows: list[Row]
+    started: float
+
+
+def _result_order(row: Row) -> tuple[bool, int, Any]:
+    """Baselines first (by id), then candidates by generation and id."""
+    is_baseline = row["status"] == "baseline"
+    return (not is_baseline, row["generation"], str(row["id"]) if is_baseline else row["id"])
+
+
+def _stop_if_all_failed(rows: list[Row], folder: Path) -> None:
+    """The first generation all INVALID: most likely a broken objective, so stop and say why."""
+    if rows and all(r["status"] != "valid" for r in rows):
+        common = Counter(r["reason"] for r in rows).most_common(3)
+        raise SearchFailedError(
+            f"All {len(rows)} objective evaluations of the first generation failed "
+            f"(most common: {'; '.join(f'{n}x {r}' for r, n in common)}). "
+            f"Results so far are kept in {folder}; set exit_on_failure=False to continue regardless.",
+            run_folder=folder,
         )
-        by_id = {s.param_id: s for s in scores}
-        missing = [i for i in ids if i not in by_id]
-        if missing:
-            raise RuntimeError(f"{self.worker.name} returned no score for candidates {missing[:10]}")
-        return by_id
 
-    def _run(
-        self,
-        engine: Engine,
-        folder: Path,
-        finished: dict[Any, Row],
-        num_workers: int | None,
-        task_timeout: float | None,
-        worker_kwargs: dict[str, Any],
-    ) -> SearchResult:
-        self._check_options(num_workers, task_timeout)
-        config = engine.config
-        assert config.pool_size is not None and config.directions is not None
-        started = time.perf_counter()
-        log = EvaluationLog(folder)
-        # On resume: the rows of the generations the checkpoint already completed.
-        rows: list[Row] = [r for r in finished.values() if r["status"] != "baseline" and r["generation"] < engine.generation]
-        disabled = self.disable_progress_bar if self.disable_progress_bar is not None else get_settings().disable_progress_bar
-        progress = Progress(config.generations * config.pool_size + int(config.normalize), config.generations, disabled, initial=len(rows))
-        persisted_ids: set[Any] = set(finished)
-        stats = GenerationStats([str(d) for d in config.directions], config.normalize)
-        for generation in sorted({r["generation"] for r in rows}):
-            stats.add_generation(generation, [r for r in rows if r["generation"] == generation], 0.0)
-        bus = TrackerBus(self.trackers)
-        config_dump = config.model_dump(mode="json")
-        bus.emit("search_starts", manifest(config_dump, compile_space(self.search_space), engine.parameter_names, engine.seed, str(folder)))
 
-        def persist(row: Row) -> None:
-            if row["id"] not in persisted_ids:
-                log.append(row)
-                persisted_ids.add(row["id"])
-
-        def candidate(c_id: Any, generation: int, params: Any) -> dict[str, Any]:
-            return {"id": c_id, "generation": generation, "params": params}
-
-        baselines: dict[str | None, Row] = {}  # by placement (see _placement_of)
-        for row in finished.values():
-            if row["status"] == "baseline":
-                baselines[self._placement_of(row["metadata"])] = row
-                rows.append(row)
-                progress.evaluated(False)
-
-        def measure_baselines(first: bool) -> None:
-            """Baselines for the placements that lack one (all of them at the start)."""
-            measured = self.worker.measure_baselines(
-                self.objective_function,
-                config.num_objectives,
-                {k for k in baselines if k is not None},
-                num_workers=num_workers,
-                task_timeout=task_timeout,
-                on_result=lambda s: None,
-                **worker_kwargs,
+def _check_matches(
+    folder: Path,
+    payload: dict[str, Any],
+    search_space: SearchSpace | None,
+    search_config: SearchConfiguration | dict[str, Any] | None,
+    allow_mismatch: bool,
+) -> None:
+    """Refuses to resume with a space or configuration the checkpoint was not made for (unless
+    ``allow_mismatch``); warns when another genetune version wrote it."""
+    if not allow_mismatch:
+        if search_space is not None and digest(compile_space(search_space)) != payload["space_hash"]:
+            raise CheckpointMismatchError(
+                f"{folder}: the checkpoint was made for a different search space; pass allow_mismatch=True to resume anyway"
             )
-            if first and not baselines and measured and all(s.failed for s in measured):
-                reasons = "; ".join(sorted({s.reason or "invalid score" for s in measured}))
-                raise SearchFailedError(
-                    f"Baseline measurement for normalization failed ({reasons}); "
-                    "the objective must return a valid score for BASELINE_CONFIG ({})",
-                    run_folder=folder,
-                )
-            for score in measured:
-                key = self._placement_of(score.metadata)
-                row = self._row(score, 0, score.values(), status="baseline")
-                if score.failed:
-                    warnings.warn(
-                        f"The baseline on {key} failed ({score.reason or 'invalid score'}): results from there are INVALID",
-                        UserWarning,
-                        stacklevel=4,
-                    )
-                baselines[key] = row
-                persist(row)
-                rows.append(row)
-                progress.evaluated(score.failed)
-                bus.emit("pre_objective", candidate(row["id"], 0, row["params"]))
-                bus.emit("post_objective", candidate(row["id"], 0, row["params"]), row)
-
-        def baseline_for(score: Score) -> tuple[tuple[float, ...] | None, str]:
-            """The baseline values that normalize a result, and why they are missing or invalid."""
-            if not config.normalize:
-                return None, ""
-            key = self._placement_of(score.metadata)
-            row = baselines.get(key)
-            if row is None:
-                nothing = (math.nan,) * config.num_objectives
-                return nothing, f"no baseline for placement {key!r} (its worker left before one was measured)"
-            values = tuple(float(v) for v in row["scores"])
-            if not all(math.isfinite(v) for v in values):
-                return values, f"the baseline on placement {key!r} failed ({row['reason'] or 'invalid score'})"
-            return values, ""
-
-        def row_of(score: Score, generation: int) -> Row:
-            values, problem = baseline_for(score)
-            return self._row(score, generation, values, baseline_problem=problem)
-
-        def lacks_baseline(score: Score) -> bool:
-            return config.normalize and not score.failed and self._placement_of(score.metadata) not in baselines
-
-        reason = "error"
-        result: SearchResult | None = None
-        try:
-            if config.normalize:
-                measure_baselines(first=True)
-            self._checkpoint(engine, folder, list(baselines.values()))
-
-            while not engine.done:
-                generation = engine.generation
-                generation_started = time.perf_counter()
-                self.current_generation = generation
-                progress.generation(generation)
-                bus.emit("generation_starts", generation)
-                if config.normalize and generation > 0 and self.worker.baselines_per_placement:
-                    measure_baselines(first=False)  # workers that joined since
-                candidates = engine.ask()
-                known = {c.id: finished[c.id] for c in candidates if c.id in finished}
-                todo = [c for c in candidates if c.id not in known]
-                for row in known.values():
-                    progress.evaluated(row["status"] != "valid")
-                for c in todo:
-                    bus.emit("pre_objective", candidate(c.id, generation, c.params))
-
-                def on_result(score: Score, generation: int = generation) -> None:
-                    if lacks_baseline(score):  # from a worker that joined mid-generation: after its baseline
-                        return
-                    row = row_of(score, generation)
-                    persist(row)
-                    progress.evaluated(row["status"] != "valid")
-                    bus.emit("post_objective", candidate(row["id"], generation, row["params"]), row)
-
-                scores = self._evaluate([c.params for c in todo], [c.id for c in todo], num_workers, task_timeout, worker_kwargs, on_result)
-                if any(lacks_baseline(s) for s in scores.values()):
-                    measure_baselines(first=False)
-                new_rows = {i: row_of(s, generation) for i, s in scores.items()}
-                for row in new_rows.values():
-                    if row["id"] not in persisted_ids:  # deferred above, or a worker that does not stream results
-                        persist(row)
-                        progress.evaluated(row["status"] != "valid")
-                        bus.emit("post_objective", candidate(row["id"], generation, row["params"]), row)
-                generation_rows = [known.get(c.id) or new_rows[c.id] for c in candidates]
-                rows.extend(generation_rows)
-                if generation == 0 and self.exit_on_failure and generation_rows and all(r["status"] != "valid" for r in generation_rows):
-                    common = Counter(r["reason"] for r in generation_rows).most_common(3)
-                    raise SearchFailedError(
-                        f"All {len(generation_rows)} objective evaluations of the first generation failed "
-                        f"(most common: {'; '.join(f'{n}x {r}' for r, n in common)}). "
-                        f"Results so far are kept in {folder}; set exit_on_failure=False to continue regardless.",
-                        run_folder=folder,
-                    )
-                told = [r["norm_scores"] if config.normalize else r["scores"] for r in generation_rows]
-                engine.tell([c.id for c in candidates], told)
-                log.sync()
-                self._checkpoint(engine, folder, list(baselines.values()))
-                generation_stats = stats.add_generation(generation, generation_rows, time.perf_counter() - generation_started)
-                bus.emit("generation_ends", generation, generation_stats)
-                progress.best(tuple(generation_stats["best"]) if generation_stats["best"] else None, generation_stats["pareto_size"])
-                if self.dump_results is not None:
-                    self._result(rows).save(self.dump_results)
-            reason = "exhausted" if engine.exhausted else "completed"
-            result = self._result(rows)
-        except KeyboardInterrupt:
-            reason = "stopped"
-            raise
-        except (SearchFailedError, ObjectiveReturnError) as err:
-            err.result = self._result(rows) if rows else None
-            err.run_folder = folder
-            raise
-        finally:
-            log.close()
-            progress.close()
-            self.worker.close()
-            final = result if result is not None else (self._result(rows) if rows else None)
-            result_csv = final.save(folder / "results.csv") if final is not None else None
-            best = stats.best()
-            bus.emit(
-                "search_ends",
-                reason,
-                {
-                    "reason": reason,
-                    "evaluations": sum(r["status"] != "baseline" for r in rows),
-                    "invalid": sum(r["status"] == "invalid" for r in rows),
-                    "generations": engine.generation,
-                    "best": best,
-                    "pareto_size": None if config.num_objectives == 1 or final is None else len(final.pareto_front()),
-                    "hypervolume": stats.last_hypervolume,
-                    "wall_time_s": time.perf_counter() - started,
-                    "run_folder": str(folder),
-                    "result_csv": str(result_csv) if result_csv is not None else None,
-                },
+        if search_config is not None and digest(as_search_configuration(search_config).model_dump(mode="json")) != payload["config_hash"]:
+            raise CheckpointMismatchError(
+                f"{folder}: the checkpoint was made for a different search configuration; pass allow_mismatch=True to resume anyway"
             )
-            self.tracker_report = bus.close()
-        self.current_generation = engine.generation
-        assert result is not None
-        if self.dump_results is not None:
-            result.save(self.dump_results)
-        return result
+    saved = payload.get("versions", {}).get("genetune")
+    if saved != versions()["genetune"]:
+        warnings.warn(f"{folder}: checkpoint written by genetune {saved}, resuming with {versions()['genetune']}", UserWarning, stacklevel=3)
+
+
+def _saved_objective(folder: Path, payload: dict[str, Any]) -> Callable[[Any], Any]:
+    """The objective pickled into the checkpoint."""
+    if payload.get("objective") is None:
+        raise ValueError(f"{folder}: the checkpoint holds no objective; pass objective_function")
+    try:
+        objective: Callable[[Any], Any] = cloudpickle.loads(decode_bytes(payload["objective"]))
+    except Exception as err:
+        raise ValueError(f"{folder}: the saved objective cannot be loaded ({err}); pass objective_function") from err
+    return objective

@@ -3,6 +3,8 @@ your own (subclass `BaseTracker`, or any object with some of its methods)."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 from genetune.trackers.base import EVENTS, BaseTracker
@@ -53,9 +55,8 @@ def _from_config(config: TrackerConfig | TrackerTypes | str) -> BaseTracker:
             options["format"] = fmt
         return LoguruTracker(sink=sink, level=level, **options)
     if kind == TrackerTypes.MLFLOW:
-        from genetune.trackers.mlflow_tracker import MLflowTracker
-
-        return MLflowTracker(
+        mlflow_tracker: Callable[..., BaseTracker] = __getattr__("MLflowTracker")
+        return mlflow_tracker(
             experiment_name=getattr(config, "experiment_name", None),
             run_name=getattr(config, "run_name", None),
             tracking_uri=getattr(config, "tracking_uri", None),
@@ -79,14 +80,11 @@ def build_trackers(tracker_config: TrackerConfig | TrackerTypes | str | None, tr
     return out
 
 
+#: Trackers whose modules import MLflow or Prefect (seconds): loaded on first use only.
+_LAZY = {"MLflowTracker": "genetune.trackers.mlflow_tracker", "PrefectTracker": "genetune.trackers.prefect_tracker"}
+
+
 def __getattr__(name: str) -> Any:
-    # MLflowTracker's module is imported on first use only.
-    if name == "MLflowTracker":
-        from genetune.trackers.mlflow_tracker import MLflowTracker
-
-        return MLflowTracker
-    if name == "PrefectTracker":
-        from genetune.trackers.prefect_tracker import PrefectTracker
-
-        return PrefectTracker
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,7 +26,7 @@ class BaseTracker:
       ``norm_scores``, ``status``, ``reason``, ``duration_s``, ``metadata`` with user metrics).
     * ``generation_ends(generation, stats)``: best score(s) so far, Pareto size and hypervolume
       (several objectives), evaluations, invalid count and rate, wall time, throughput.
-    * ``search_ends(reason, summary)``: ``reason`` is completed, exhausted, budget, stopped or error.
+    * ``search_ends(reason, summary)``: ``reason`` is completed, exhausted, stopped or error.
     """
 
     @property

@@ -9,17 +9,10 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from genetune.jsonable import lenient_json_default
 from genetune.trackers.base import BaseTracker
 
 __all__ = ["JsonlTracker"]
-
-
-def _default(value: Any) -> Any:
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
 
 
 class JsonlTracker(BaseTracker):
@@ -36,7 +29,7 @@ class JsonlTracker(BaseTracker):
                 raise RuntimeError("JsonlTracker has no path and the search gave no run folder")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = open(self.path, "a")  # noqa: SIM115 - kept open for the search
-        self._handle.write(json.dumps({"event": event, "time": time.time(), **payload}, default=_default) + "\n")
+        self._handle.write(json.dumps({"event": event, "time": time.time(), **payload}, default=lenient_json_default) + "\n")
         self._handle.flush()
 
     def search_starts(self, manifest: dict[str, Any]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from loguru import logger
+
 from genetune.trackers.base import BaseTracker
 
 __all__ = ["DEFAULT_FORMAT", "LoguruTracker"]
@@ -38,13 +40,9 @@ class LoguruTracker(BaseTracker):
 
     @property
     def _logger(self) -> Any:
-        from loguru import logger
-
         return logger.bind(genetune=True, task_id="<no-task-id>")
 
     def setup(self) -> None:
-        from loguru import logger
-
         for sink in self.sinks:
             self._handler_ids.append(
                 logger.add(
@@ -94,8 +92,6 @@ class LoguruTracker(BaseTracker):
         self._logger.success(f"Search ended ({reason}): {summary.get('evaluations')} evaluations, best {summary.get('best')}")
 
     def cleanup(self) -> None:
-        from loguru import logger
-
         for handler_id in self._handler_ids:
             logger.remove(handler_id)
         self._handler_ids.clear()

@@ -31,8 +31,8 @@ tracker's calls runs and restored after it (MLflow calls made by other threads a
 processes started then, see them too).
 
 The tracker never touches MLflow's fluent "active run" state, so it does not clash with the
-user's own ``mlflow.start_run()``. ``mlflow`` is imported when the tracker is built, not when
-``genetune`` is imported.
+user's own ``mlflow.start_run()``. ``genetune.trackers`` loads this module (and MLflow with it)
+only when the tracker is used, not when ``genetune`` is imported.
 """
 
 from __future__ import annotations
@@ -53,14 +53,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
-from genetune.trackers.base import BaseTracker
+import mlflow
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
-if TYPE_CHECKING:
-    from mlflow.entities import Metric, Param, Run, RunTag
-    from mlflow.tracking import MlflowClient
+from genetune._core import __version__
+from genetune.jsonable import strict_jsonable
+from genetune.results import SearchResult, pareto_mask
+from genetune.settings import get_settings
+from genetune.trackers.base import BaseTracker
 
 __all__ = ["MLflowTracker"]
 
@@ -116,14 +124,6 @@ def _request_env(overrides: Mapping[str, str]) -> Iterator[None]:
                 _env_saved.clear()
 
 
-def _import_mlflow() -> Any:
-    try:
-        import mlflow
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("MLflowTracker needs the 'mlflow' package: pip install mlflow") from err
-    return mlflow
-
-
 def _absolute_uri(uri: str) -> str:
     """``uri`` with a local path made absolute (sqlite and file stores), so a later ``chdir`` does
     not move the store."""
@@ -157,7 +157,7 @@ def _param_value(value: Any) -> str:
     if isinstance(value, str):
         text = value
     elif isinstance(value, Mapping | list | tuple):
-        text = json.dumps(_jsonable(value), sort_keys=isinstance(value, Mapping))
+        text = json.dumps(strict_jsonable(value), sort_keys=isinstance(value, Mapping))
     else:
         text = str(value)
     return _truncate(text, _MAX_PARAM_VAL_LENGTH)
@@ -176,27 +176,8 @@ def _finite(value: Any) -> float | None:
     return None
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON: NaN and infinities become null, numpy values plain numbers, tuples lists."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str | int | bool) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "model_dump"):
-        return _jsonable(value.model_dump(mode="json"))
-    if hasattr(value, "tolist"):
-        return _jsonable(value.tolist())
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return str(value)
-
-
 def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(_jsonable(value), indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps(strict_jsonable(value), indent=2, allow_nan=False) + "\n")
 
 
 def _describe(param: Mapping[str, Any]) -> str:
@@ -243,8 +224,6 @@ def _space_parameters(spec: Any) -> list[tuple[list[str], str, Mapping[str, Any]
 def _transient(err: BaseException) -> bool:
     """Whether retrying may help: server errors (5xx), rate limits (429), connection errors and
     timeouts; not a rejected request (4xx) nor a programming error."""
-    from mlflow.exceptions import MlflowException
-
     if isinstance(err, MlflowException):
         status = int(err.get_http_status_code())  # type: ignore[no-untyped-call]
         return status >= 500 or status == 429
@@ -315,12 +294,9 @@ class MLflowTracker(BaseTracker):
             raise ValueError(f"backoff_s must be a finite number >= 0, got {backoff_s!r}")
         if isinstance(request_timeout_s, bool) or not isinstance(request_timeout_s, int) or request_timeout_s < 1:
             raise ValueError(f"request_timeout_s must be an int >= 1, got {request_timeout_s!r}")
-        mlflow = _import_mlflow()
         self.experiment_name = experiment_name or "genetune"
         self.run_name = run_name
         if tracking_uri is None:
-            from genetune.settings import get_settings
-
             tracking_uri = get_settings().tracking_uri  # GENETUNE_TRACKING_URI, else MLflow's own default
         self.tracking_uri = _absolute_uri(str(tracking_uri) if tracking_uri is not None else str(mlflow.get_tracking_uri()))
         self.description = description
@@ -368,8 +344,6 @@ class MLflowTracker(BaseTracker):
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
-            from mlflow.tracking import MlflowClient
-
             self._client = MlflowClient(tracking_uri=self.tracking_uri)
         return self._client
 
@@ -443,8 +417,6 @@ class MLflowTracker(BaseTracker):
         return self._call("create_run", create)
 
     def _experiment(self) -> str:
-        from mlflow.exceptions import MlflowException
-
         client = self.client
         name = self.experiment_name
         experiment = self._call("get_experiment_by_name", lambda: client.get_experiment_by_name(name))
@@ -466,8 +438,6 @@ class MLflowTracker(BaseTracker):
 
     def _ensure_run(self) -> str:
         """The run of this search, created (and its params and tags logged) if not yet done."""
-        from mlflow.entities import Param, RunTag
-
         if self._manifest is None:
             raise RuntimeError("MLflowTracker received no search_starts")
         if self.run_id is None:
@@ -523,8 +493,6 @@ class MLflowTracker(BaseTracker):
         versions = manifest.get("versions") or {}
         version = versions.get("genetune") if isinstance(versions, Mapping) else None
         if version is None:
-            from genetune import __version__
-
             version = __version__
         environment = manifest.get("environment") or {}
         tags: dict[str, str] = {
@@ -535,7 +503,7 @@ class MLflowTracker(BaseTracker):
             "genetune.version": str(version),
         }
         if isinstance(versions, Mapping) and versions:
-            tags["genetune.versions"] = json.dumps(_jsonable(versions), sort_keys=True)
+            tags["genetune.versions"] = json.dumps(strict_jsonable(versions), sort_keys=True)
         if isinstance(environment, Mapping) and environment.get("fingerprint"):
             tags["genetune.environment"] = str(environment["fingerprint"])
         for field in ("run_folder", "started_at"):
@@ -612,8 +580,6 @@ class MLflowTracker(BaseTracker):
                 self._points.append([float(p) for p in point if p is not None])
 
     def generation_ends(self, generation: int, stats: dict[str, Any]) -> None:
-        from mlflow.entities import Metric
-
         generation = int(generation)
         self._generations.append({"generation": generation, **stats})
         now = int(time.time() * 1000)
@@ -632,8 +598,6 @@ class MLflowTracker(BaseTracker):
             self._call("set_terminated", lambda: client.set_terminated(child_id, "FINISHED", end_time=int(time.time() * 1000)))
 
     def search_ends(self, reason: str, summary: dict[str, Any]) -> None:
-        from mlflow.entities import Metric, RunTag
-
         status = _RUN_STATUS.get(str(reason), "FAILED")
         self._final_status = status
         now = int(time.time() * 1000)
@@ -670,8 +634,6 @@ class MLflowTracker(BaseTracker):
         try:
             if self.run_id is not None and not self._terminated:
                 # search_ends never arrived, or failed before the end: close the run anyway.
-                from mlflow.entities import RunTag
-
                 run_id = self.run_id
                 client = self.client
                 status = self._final_status or "FAILED"
@@ -705,8 +667,6 @@ class MLflowTracker(BaseTracker):
         if csv and Path(csv).is_file():
             shutil.copyfile(csv, folder / "results.csv")
             try:
-                from genetune.results import SearchResult
-
                 result = SearchResult.from_csv(csv, directions=self._directions, num_objectives=self._num_objectives)
                 result.to_parquet(folder / "results.parquet")
                 if self._num_objectives > 1:
@@ -723,8 +683,6 @@ class MLflowTracker(BaseTracker):
                 warnings.warn(f"MLflowTracker: no {name} ({type(err).__name__}: {err})", RuntimeWarning, stacklevel=2)
 
     def _valid_points(self, result: Any) -> list[list[float]]:
-        import numpy as np
-
         df = result.get_results()
         columns = result.norm_score_columns if result.is_normalized else result.score_columns
         scores = df[columns].to_numpy(dtype=np.float64)
@@ -733,9 +691,6 @@ class MLflowTracker(BaseTracker):
         return rows
 
     def _plot_convergence(self, path: Path) -> None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
         m = self._num_objectives
         gens = [int(g["generation"]) for g in self._generations]
         shown = min(m, 6)
@@ -770,12 +725,6 @@ class MLflowTracker(BaseTracker):
         fig.savefig(path, dpi=100)
 
     def _plot_pareto(self, path: Path, points: list[list[float]]) -> None:
-        import numpy as np
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        from genetune.results import pareto_mask
-
         fig = Figure(figsize=(6.4, 5.2))
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()

@@ -22,6 +22,18 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
+
+from genetune.results import SearchResult
 from genetune.trackers.base import BaseTracker
 
 __all__ = ["PrefectTracker"]
@@ -44,8 +56,6 @@ class PrefectTracker(BaseTracker):
     """
 
     def __init__(self, top_k: int = 10, key_prefix: str = "genetune", mlflow_run_url: str | Callable[[], str | None] | None = None) -> None:
-        from prefect.context import FlowRunContext, TaskRunContext
-
         self.top_k = top_k
         self.key_prefix = key_prefix
         self.mlflow_run_url = mlflow_run_url
@@ -73,9 +83,6 @@ class PrefectTracker(BaseTracker):
             self._context.run(function, *args)
 
     def _log(self, message: str, level: int = 20) -> None:
-        from prefect.exceptions import MissingContextError
-        from prefect.logging import get_run_logger
-
         try:
             get_run_logger().log(level, message)
         except MissingContextError:
@@ -91,8 +98,6 @@ class PrefectTracker(BaseTracker):
         self._run(self._search_starts, manifest)
 
     def _search_starts(self, manifest: dict[str, Any]) -> None:
-        from prefect.artifacts import create_link_artifact, create_progress_artifact
-
         config = manifest.get("config") or {}
         self._generations = int(config.get("generations") or 0)
         self._directions = [str(d) for d in (config.get("directions") or ["min"])]
@@ -127,8 +132,6 @@ class PrefectTracker(BaseTracker):
         return (0, -first if self._directions and self._directions[0] == "max" else first)
 
     def _generation_ends(self, generation: int, stats: dict[str, Any]) -> None:
-        from prefect.artifacts import create_table_artifact, update_progress_artifact
-
         rows = self._rows.pop(generation, [])
         invalid = sum(r.get("status") == "invalid" for r in rows)
         rate = stats.get("invalid_rate", invalid / len(rows) if rows else 0.0)
@@ -162,8 +165,6 @@ class PrefectTracker(BaseTracker):
         self._run(self._search_ends, reason, summary)
 
     def _search_ends(self, reason: str, summary: dict[str, Any]) -> None:
-        from prefect.artifacts import create_markdown_artifact, update_progress_artifact
-
         if self._progress_id is not None and reason in ("completed", "exhausted"):
             update_progress_artifact(self._progress_id, progress=100.0)
         best = summary.get("best")
@@ -195,8 +196,6 @@ class PrefectTracker(BaseTracker):
         if not result_csv:
             return []
         try:
-            from genetune.results import SearchResult
-
             result = SearchResult.from_csv(result_csv, directions=self._directions, num_objectives=len(self._directions))
             best = result.get_best_result()
         except Exception:  # the summary is still useful without them

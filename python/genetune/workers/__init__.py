@@ -10,7 +10,7 @@ from typing import Any
 import cloudpickle
 
 from genetune.workers.asyncio_worker import AsyncWorker
-from genetune.workers.base import BaseWorker, ResultCallback
+from genetune.workers.base import BaseWorker, ResultCallback, RunOptions
 from genetune.workers.dask_worker import DaskWorker
 from genetune.workers.process import IsolatedWorker, IsoMultiProcessWorker, MultiProcessWorker
 from genetune.workers.sequential import SequentialWorker
@@ -23,6 +23,7 @@ __all__ = [
     "IsolatedWorker",
     "MultiProcessWorker",
     "ResultCallback",
+    "RunOptions",
     "SequentialWorker",
     "WorkerTypes",
     "make_worker",

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, TypeVar
 
 from genetune.evaluation import evaluate_async, invalid_score
+from genetune.failures import timeout_reason
 from genetune.scores import Score
-from genetune.workers.base import BaseWorker
+from genetune.workers.base import BatchWorker, Candidates, RunOptions
 
 __all__ = ["AsyncWorker"]
 
@@ -27,7 +28,7 @@ def _run_coroutine(coro: Coroutine[Any, Any, _T]) -> _T:
         return pool.submit(asyncio.run, coro).result()
 
 
-class AsyncWorker(BaseWorker):
+class AsyncWorker(BatchWorker):
     """Runs an ``async def`` objective on one event loop, at most ``num_workers`` evaluations at
     once (unbounded when not given). ``task_timeout`` cancels an evaluation at its next ``await``;
     a blocking call inside the coroutine cannot be interrupted."""
@@ -35,39 +36,26 @@ class AsyncWorker(BaseWorker):
     respects_num_workers: ClassVar[bool] = True
     supports_timeout: ClassVar[bool] = True
 
-    def run(
-        self,
-        function: Callable[[Any], Any],
-        params_pool: Sequence[Any],
-        params_ids: Sequence[int | str],
-        num_function_returns: int = 1,
-        **kwargs: Any,
-    ) -> list[Score]:
-        limit = kwargs.get("num_workers")
-        timeout = kwargs.get("task_timeout")
-        on_result = kwargs.get("on_result")
+    def evaluate(self, function: Callable[[Any], Any], candidates: Candidates, num_objectives: int, options: RunOptions) -> list[Score]:
+        timeout = options.task_timeout
 
         async def one(semaphore: asyncio.Semaphore | None, param_id: int | str, params: Any) -> Score:
             started = time.perf_counter()
             try:
                 if semaphore is None:
-                    score = await asyncio.wait_for(evaluate_async(function, param_id, params, num_function_returns, self.name), timeout)
+                    score = await asyncio.wait_for(evaluate_async(function, param_id, params, num_objectives, self.name), timeout)
                 else:
                     async with semaphore:
                         started = time.perf_counter()
-                        score = await asyncio.wait_for(
-                            evaluate_async(function, param_id, params, num_function_returns, self.name), timeout
-                        )
+                        score = await asyncio.wait_for(evaluate_async(function, param_id, params, num_objectives, self.name), timeout)
             except TimeoutError:
-                score = invalid_score(
-                    param_id, params, num_function_returns, f"timeout: cancelled after {timeout} s", time.perf_counter() - started, worker=self.name
-                )
-            if on_result is not None:
-                on_result(score)
-            return score
+                assert timeout is not None
+                reason = timeout_reason(timeout, "cancelled")
+                score = invalid_score(param_id, params, num_objectives, reason, time.perf_counter() - started, worker=self.name)
+            return options.report(score)
 
         async def main() -> list[Score]:
-            semaphore = asyncio.Semaphore(int(limit)) if limit else None
-            return list(await asyncio.gather(*(one(semaphore, i, p) for i, p in zip(params_ids, params_pool, strict=True))))
+            semaphore = asyncio.Semaphore(int(options.num_workers)) if options.num_workers else None
+            return list(await asyncio.gather(*(one(semaphore, i, p) for i, p in candidates)))
 
         return _run_coroutine(main())

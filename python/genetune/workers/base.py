@@ -3,20 +3,61 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Sequence
-from types import TracebackType
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar
 
-from genetune.scores import BASELINE_CONFIG, Score
+from genetune.scores import BASELINE_CONFIG, BASELINE_ID, Score
 
-__all__ = ["BASELINE_ID", "BaseWorker", "ResultCallback"]
-
-#: The candidate id of the baseline measurement (``normalize=True``); per-placement baselines
-#: are ``baseline@<placement>``.
-BASELINE_ID = "baseline"
+__all__ = ["BASELINE_ID", "BaseWorker", "BatchWorker", "Candidates", "ResultCallback", "RunOptions"]
 
 #: Called by a worker with each Score as soon as it is known (the search persists it at once).
 ResultCallback = Callable[[Score], None]
+#: A batch of candidates to evaluate: ``(param_id, params)`` pairs.
+Candidates = Sequence[tuple[int | str, Any]]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``Search.start`` passes on to every worker call; checked once, here."""
+
+    num_workers: int | None = None
+    task_timeout: float | None = None
+    #: ``on_result`` of the worker contract: each Score as soon as it is known.
+    on_result: ResultCallback | None = None
+    #: Extra keywords of ``Search.start`` for a custom worker.
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def checked(cls, num_workers: Any, task_timeout: Any, extra: Mapping[str, Any]) -> RunOptions:
+        """The options of ``Search.start``, refusing a non-positive count or timeout."""
+        if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1):
+            raise ValueError(f"num_workers must be a positive integer, got {num_workers!r}")
+        bad_timeout = isinstance(task_timeout, bool) or not isinstance(task_timeout, int | float) or not task_timeout > 0
+        if task_timeout is not None and bad_timeout:
+            raise ValueError(f"task_timeout must be a positive number of seconds, got {task_timeout!r}")
+        return cls(num_workers, task_timeout, None, MappingProxyType(dict(extra)))
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> RunOptions:
+        """The options a worker's ``run(**kwargs)`` received."""
+        known = {"num_workers", "task_timeout", "on_result"}
+        extra = {k: v for k, v in kwargs.items() if k not in known}
+        return cls(kwargs.get("num_workers"), kwargs.get("task_timeout"), kwargs.get("on_result"), MappingProxyType(extra))
+
+    def with_on_result(self, on_result: ResultCallback | None) -> RunOptions:
+        return RunOptions(self.num_workers, self.task_timeout, on_result, self.extra)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The keywords of the worker contract (``run(..., **kwargs)``)."""
+        return {"num_workers": self.num_workers, "task_timeout": self.task_timeout, "on_result": self.on_result, **self.extra}
+
+    def report(self, score: Score) -> Score:
+        """Hands ``score`` to ``on_result`` (when given) and returns it."""
+        if self.on_result is not None:
+            self.on_result(score)
+        return score
 
 
 class BaseWorker(ABC):
@@ -76,3 +117,42 @@ class BaseWorker(ABC):
     @property
     def name(self) -> str:
         return type(self).__name__
+
+
+class BatchWorker(BaseWorker):
+    """A worker written against typed arguments, as every built-in one is: implement
+    :meth:`evaluate` (and, for baselines per placement, :meth:`measure_missing_baselines`);
+    ``run`` and ``measure_baselines`` of the contract unpack their keywords into
+    :class:`RunOptions` for them."""
+
+    def run(
+        self,
+        function: Callable[[Any], Any],
+        params_pool: Sequence[Any],
+        params_ids: Sequence[int | str],
+        num_function_returns: int = 1,
+        **kwargs: Any,
+    ) -> list[Score]:
+        candidates = list(zip(params_ids, params_pool, strict=True))
+        return self.evaluate(function, candidates, num_function_returns, RunOptions.from_kwargs(kwargs))
+
+    @abstractmethod
+    def evaluate(self, function: Callable[[Any], Any], candidates: Candidates, num_objectives: int, options: RunOptions) -> list[Score]:
+        """One Score per candidate, each handed to ``options.report`` as it arrives."""
+
+    def measure_baselines(
+        self,
+        function: Callable[[Any], Any],
+        num_function_returns: int,
+        known: Collection[str],
+        **kwargs: Any,
+    ) -> list[Score]:
+        return self.measure_missing_baselines(function, num_function_returns, known, RunOptions.from_kwargs(kwargs))
+
+    def measure_missing_baselines(
+        self, function: Callable[[Any], Any], num_objectives: int, known: Collection[str], options: RunOptions
+    ) -> list[Score]:
+        """`BaseWorker.measure_baselines` with typed options: by default one shared baseline."""
+        if known:
+            return []
+        return self.evaluate(function, [(BASELINE_ID, dict(BASELINE_CONFIG))], num_objectives, options)

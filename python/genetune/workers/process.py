@@ -7,7 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, ClassVar
@@ -15,18 +15,20 @@ from typing import Any, ClassVar
 from pebble import ProcessExpired, ProcessPool
 
 from genetune.evaluation import evaluate, invalid_score
+from genetune.failures import crash_reason, timeout_reason
 from genetune.scores import Score
-from genetune.shipping import pack, unpack
 from genetune.settings import get_settings
-from genetune.workers.base import BaseWorker
+from genetune.shipping import pack, unpack
+from genetune.workers.base import BatchWorker, Candidates, RunOptions
 
 __all__ = ["IsoMultiProcessWorker", "IsolatedWorker", "MultiProcessWorker"]
+
 
 def _evaluate_pickled(token: str, blob: bytes, param_id: int | str, params: Any, num_objectives: int, worker: str) -> Score:
     return evaluate(unpack(token, blob), param_id, params, num_objectives, worker)
 
 
-class MultiProcessWorker(BaseWorker):
+class MultiProcessWorker(BatchWorker):
     """A pool of ``num_workers`` processes (default: one per CPU) that stays up for the whole
     search. Objectives are shipped with cloudpickle, so lambdas and closures work. ``start_method``
     defaults to the ``GENETUNE_PROCESS_START_METHOD`` setting (forkserver)."""
@@ -53,32 +55,20 @@ class MultiProcessWorker(BaseWorker):
             self._pool_size = num_workers
         return self._pool
 
-    def run(
-        self,
-        function: Callable[[Any], Any],
-        params_pool: Sequence[Any],
-        params_ids: Sequence[int | str],
-        num_function_returns: int = 1,
-        **kwargs: Any,
-    ) -> list[Score]:
-        num_workers = kwargs.get("num_workers") or os.cpu_count() or 1
-        timeout = kwargs.get("task_timeout")
-        on_result = kwargs.get("on_result")
-        pool = self._ensure_pool(int(num_workers))
+    def evaluate(self, function: Callable[[Any], Any], candidates: Candidates, num_objectives: int, options: RunOptions) -> list[Score]:
+        timeout = options.task_timeout
+        pool = self._ensure_pool(int(options.num_workers or os.cpu_count() or 1))
         token, blob = pack(function)
         pending: dict[Future[Score], tuple[int | str, Any, float]] = {}
-        for param_id, params in zip(params_ids, params_pool, strict=True):
-            future: Future[Score] = pool.schedule(_evaluate_pickled, args=(token, blob, param_id, params, num_function_returns, self.name), timeout=timeout)
+        for param_id, params in candidates:
+            future: Future[Score] = pool.schedule(_evaluate_pickled, args=(token, blob, param_id, params, num_objectives, self.name), timeout=timeout)
             pending[future] = (param_id, params, time.perf_counter())
         scores: list[Score] = []
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 param_id, params, started = pending.pop(future)
-                score = self._outcome(future, param_id, params, num_function_returns, started, timeout)
-                if on_result is not None:
-                    on_result(score)
-                scores.append(score)
+                scores.append(options.report(self._outcome(future, param_id, params, num_objectives, started, timeout)))
         return scores
 
     def _outcome(
@@ -88,9 +78,10 @@ class MultiProcessWorker(BaseWorker):
         try:
             return future.result()
         except FutureTimeout:
-            return invalid_score(param_id, params, num_objectives, f"timeout: killed after {timeout} s", elapsed, worker=self.name)
+            assert timeout is not None
+            return invalid_score(param_id, params, num_objectives, timeout_reason(timeout), elapsed, worker=self.name)
         except ProcessExpired as err:
-            return invalid_score(param_id, params, num_objectives, f"crashed: exit code {err.exitcode}", elapsed, worker=self.name)
+            return invalid_score(param_id, params, num_objectives, crash_reason(err.exitcode), elapsed, worker=self.name)
 
     def __getstate__(self) -> dict[str, Any]:
         # A live pool stays with its process; a restored worker starts its own.

@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from genetune.evaluation import evaluate
 from genetune.scores import Score
-from genetune.workers.base import BaseWorker
+from genetune.workers.base import BatchWorker, Candidates, RunOptions
 
 __all__ = ["SequentialWorker"]
 
 
-class SequentialWorker(BaseWorker):
+class SequentialWorker(BatchWorker):
     """No processes, no pickling: best for debugging and for objectives that parallelize
     themselves. It cannot stop a hung evaluation, so ``task_timeout`` is not supported."""
 
     respects_num_workers: ClassVar[bool] = False
     supports_timeout: ClassVar[bool] = False
 
-    def run(
-        self,
-        function: Callable[[Any], Any],
-        params_pool: Sequence[Any],
-        params_ids: Sequence[int | str],
-        num_function_returns: int = 1,
-        **kwargs: Any,
-    ) -> list[Score]:
-        on_result = kwargs.get("on_result")
-        scores = []
-        for param_id, params in zip(params_ids, params_pool, strict=True):
-            score = evaluate(function, param_id, params, num_function_returns, self.name)
-            if on_result is not None:
-                on_result(score)
-            scores.append(score)
-        return scores
+    def evaluate(self, function: Callable[[Any], Any], candidates: Candidates, num_objectives: int, options: RunOptions) -> list[Score]:
+        return [options.report(evaluate(function, param_id, params, num_objectives, self.name)) for param_id, params in candidates]

@@ -15,6 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from prefect.settings import PREFECT_API_URL
+
+from genetune.jobs.gcc.flow import gcc_tuning
+from genetune.jobs.gcc.stats import SpeedupReport
+from genetune.prefect_api import prefect_api
+
 __all__ = ["main", "run_demo"]
 
 #: (generations, pool_size, size, repeats, rounds): the full demo, and the smoke run CI uses.
@@ -33,16 +39,11 @@ def run_demo(
     dask_address: str | None = None,
 ) -> dict[str, Any]:
     """Runs the ``genetune-gcc-tuning`` flow with everything kept under ``folder``; returns its summary."""
-    from genetune.jobs.gcc.flow import gcc_tuning
-    from genetune.prefect_api import prefect_api
-
     logging.getLogger("distributed").setLevel(logging.WARNING)  # the local cluster's chatter
     root = Path(folder).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     default_generations, default_pool, size, repeats, rounds = QUICK if quick else FULL
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    from prefect.settings import PREFECT_API_URL
-
     ephemeral = not (os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value())
     with prefect_api() as api_url:
         summary: dict[str, Any] = gcc_tuning(
@@ -63,8 +64,6 @@ def run_demo(
 
 
 def where_to_look(summary: dict[str, Any]) -> str:
-    from genetune.jobs.gcc.stats import SpeedupReport
-
     report = SpeedupReport.model_validate(summary["speedup"])
     run_folder = summary["run_folder"]
     api_url = summary.get("prefect_api_url")

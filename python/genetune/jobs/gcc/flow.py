@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mlflow.tracking import MlflowClient
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -47,8 +48,6 @@ def report_speedups(report: SpeedupReport, run_folder: Path, mlflow_tracking_uri
     paths["speedup_md"].write_text(markdown)
     paths["best_flags"].write_text(" ".join(report.flags) + "\n")
     if mlflow_tracking_uri and mlflow_run_id:
-        from mlflow.tracking import MlflowClient
-
         client = MlflowClient(tracking_uri=mlflow_tracking_uri)
         for name, comparison in (("O2", report.vs_O2), ("O3", report.vs_O3)):
             client.log_metric(mlflow_run_id, f"speedup_vs_{name}", comparison.speedup)

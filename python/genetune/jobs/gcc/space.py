@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from genetune.loading import load_search_space
 from genetune.search_spaces import ChoiceParam, LiteralParam, SearchSpace, choice
 
 __all__ = ["SPACE_PATH", "load_space", "march_supported", "search_config"]
@@ -107,11 +108,9 @@ def _machine_checked(space: Mapping[str, Any], cc: str) -> dict[str, Any]:
 
 
 def load_space(path: str | os.PathLike[str] = SPACE_PATH, *, machine_check: bool = True, cc: str = "gcc") -> SearchSpace:
-    """The search space of ``path`` (as ``genetune.flows.load_search_space`` reads it). With
+    """The search space of ``path`` (as ``genetune.loading.load_search_space`` reads it). With
     ``machine_check``, ``-march`` values that ``cc`` cannot compile or this CPU cannot run are
     dropped (each is tested once per process)."""
-    from genetune.flows import load_search_space  # flows imports Prefect: only when needed
-
     space = load_search_space(path)
     if not machine_check:
         return space

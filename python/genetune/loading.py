@@ -1,0 +1,209 @@
+"""Loading what a search needs from text: an objective from an import path or a shell command
+template, a search space and a configuration from a dict or a JSON/YAML file. No Prefect here:
+the CLI, the gcc job and the flow all load through this module."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import shlex
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml  # type: ignore[import-untyped]  # PyYAML comes with Prefect; its stubs are a separate package
+from pydantic import TypeAdapter, ValidationError
+
+from genetune.exceptions import SearchSpaceError
+from genetune.metrics import log_metric, parse_metric_lines
+from genetune.search_spaces import Parameter, SearchSpace, space_from_spec
+
+__all__ = ["CommandObjective", "load_config", "load_objective", "load_search_space", "read_document"]
+
+
+# ----- objectives --------------------------------------------------------------------------------
+
+
+def _flatten(params: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Nested params as one level: ``{"opt": {"unroll": 4}}`` gives ``opt.unroll`` and ``unroll``
+    (the leaf name alone too, unless two leaves share it)."""
+    out = {} if out is None else out
+    if isinstance(params, Mapping):
+        for key, value in params.items():
+            _flatten(value, f"{prefix}.{key}" if prefix else str(key), out)
+    elif isinstance(params, list):
+        for i, value in enumerate(params):
+            _flatten(value, f"{prefix}.{i}" if prefix else str(i), out)
+    else:
+        out[prefix] = params
+    return out
+
+
+def _format_fields(params: Any) -> dict[str, Any]:
+    flat = _flatten(params)
+    leaves: dict[str, list[Any]] = {}
+    for path, value in flat.items():
+        leaves.setdefault(path.rsplit(".", 1)[-1], []).append(value)
+    fields = {leaf: values[0] for leaf, values in leaves.items() if len(values) == 1}
+    fields.update(flat)
+    return fields
+
+
+_SCORE_LINE = re.compile(r"^GENETUNE_SCORE\s*=\s*(\S+)\s*$", re.MULTILINE)
+_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:inf|nan)", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+class CommandObjective:
+    """A shell command as an objective (picklable: it travels to Dask workers).
+
+    ``template`` is formatted with the candidate's flattened params: ``{unroll}`` or
+    ``{opt.unroll}`` for nested keys (a leaf name alone works when it is unique). A key the
+    candidate lacks (knocked out) formats as an empty string. The score is the value of a line
+    ``GENETUNE_SCORE=value`` on stdout, else the last number printed; ``GENETUNE_METRIC name=value``
+    lines become metrics. A non-zero exit status raises (the candidate becomes INVALID).
+    """
+
+    def __init__(self, template: str, timeout: float | None = None, cwd: str | None = None) -> None:
+        self.template = template
+        self.timeout = timeout
+        self.cwd = cwd
+
+    def __repr__(self) -> str:
+        return f"CommandObjective({self.template!r})"
+
+    def command(self, params: Any) -> str:
+        fields = _format_fields(params)
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            value = fields.get(name, "")
+            return shlex.quote(str(value)) if isinstance(value, str) and value else str(value)
+
+        return _PLACEHOLDER.sub(replace, self.template)
+
+    def __call__(self, params: Any) -> float:
+        command = self.command(params)
+        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=self.timeout, cwd=self.cwd)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip()[-300:]
+            raise RuntimeError(f"command exited with status {done.returncode}: {command}: {tail}")
+        for name, value in parse_metric_lines(done.stdout).items():
+            log_metric(name, value)
+        explicit = _SCORE_LINE.findall(done.stdout)
+        if explicit:
+            return float(explicit[-1])
+        text = "\n".join(line for line in done.stdout.splitlines() if not line.startswith("GENETUNE_METRIC"))
+        numbers = _FLOAT.findall(text)
+        if not numbers:
+            raise ValueError(f"command printed no number: {command}")
+        return float(numbers[-1])
+
+
+def load_objective(spec: str | Callable[[Any], Any], kwargs: Mapping[str, Any] | None = None) -> Callable[[Any], Any]:
+    """An objective from ``"pkg.module:function"`` (or ``"pkg.module:Class.attr"``), or from a
+    shell command template (a string with ``{placeholders}``, see :class:`CommandObjective`).
+    A callable is returned as is. With ``kwargs`` (or when the path names a class), the target is
+    a factory: the objective is ``target(**kwargs)``, e.g.
+    ``load_objective("genetune.jobs.gcc:GccObjective", {"size": "small"})``."""
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise TypeError(f"objective_kwargs must be a mapping of keyword arguments, got {type(kwargs).__name__}")
+    if callable(spec) and not isinstance(spec, type):
+        if kwargs:
+            raise ValueError("objective_kwargs apply to an import path or a class, not to a callable objective")
+        return spec
+    if isinstance(spec, type):
+        return _build_objective(spec, kwargs, spec.__name__)
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"objective must be 'pkg.module:function' or a command template, got {spec!r}")
+    if "{" in spec:
+        if kwargs:
+            raise ValueError("objective_kwargs do not apply to a command template")
+        return CommandObjective(spec)
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr or " " in spec:
+        raise ValueError(
+            f"objective {spec!r} is neither an import path 'pkg.module:function' nor a command template with {{placeholders}}"
+        )
+    value: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        value = getattr(value, part)
+    if not callable(value):
+        raise TypeError(f"objective {spec!r} is not callable ({type(value).__name__})")
+    if isinstance(value, type) or kwargs is not None:
+        return _build_objective(value, kwargs, spec)
+    function: Callable[[Any], Any] = value
+    return function
+
+
+def _build_objective(factory: Callable[..., Any], kwargs: Mapping[str, Any] | None, name: str) -> Callable[[Any], Any]:
+    try:
+        built = factory(**dict(kwargs or {}))
+    except TypeError as err:
+        raise TypeError(f"objective {name!r} with objective_kwargs {dict(kwargs or {})!r}: {err}") from err
+    if not callable(built):
+        raise TypeError(f"objective {name!r} called with objective_kwargs gave {type(built).__name__}, which is not callable")
+    function: Callable[[Any], Any] = built
+    return function
+
+
+# ----- search spaces and configurations ----------------------------------------------------------
+
+_PARAM_TYPES = {"range", "choice", "literal"}
+
+
+def read_document(path: str | os.PathLike[str]) -> Any:
+    file = Path(path).expanduser()
+    text = file.read_text()
+    if file.suffix.lower() in (".yaml", ".yml"):
+        return yaml.safe_load(text)
+    return json.loads(text)
+
+
+def _is_spec(node: Any) -> bool:
+    return isinstance(node, Mapping) and len(node) == 1 and (
+        (isinstance(node.get("dict"), list) and all(isinstance(i, list | tuple) and len(i) == 2 for i in node["dict"]))
+        or isinstance(node.get("list"), list)
+    )
+
+
+def _friendly(node: Any, path: str) -> Any:
+    if isinstance(node, Mapping) and node.get("type") in _PARAM_TYPES and not isinstance(node.get("type"), Mapping):
+        try:
+            return TypeAdapter(Parameter).validate_python(dict(node))
+        except ValidationError as err:
+            raise SearchSpaceError(f"search_space{path}: {err}") from None
+    if isinstance(node, Mapping):
+        return {str(k): _friendly(v, f"{path}[{k!r}]") for k, v in node.items()}
+    raise SearchSpaceError(f"search_space{path}: expected a parameter {{'type': 'range'|'choice'|'literal', ...}} or a dict, got {node!r}")
+
+
+def load_search_space(space: Mapping[str, Any] | Sequence[Any] | str | os.PathLike[str]) -> SearchSpace:
+    """A search space from a JSON/YAML file or a dict: genetune's spec form
+    (``compile_space``'s ``{"dict": [[key, node], ...]}``) or the friendly form
+    ``{"x": {"type": "range", "start": 0, "end": 9}, "opt": {"level": {"type": "choice", "values": [...]}}}``
+    (a list of such dicts for a list space)."""
+    if isinstance(space, str | os.PathLike):
+        space = read_document(space)
+    if _is_spec(space):
+        assert isinstance(space, Mapping)
+        rebuilt: SearchSpace = space_from_spec(space)
+        return rebuilt
+    if isinstance(space, Mapping):
+        friendly: SearchSpace = _friendly(space, "")
+        return friendly
+    if isinstance(space, list | tuple):
+        return [_friendly(element, f"[{i}]") for i, element in enumerate(space)]
+    raise TypeError(f"search_space must be a dict, a list or a path to a JSON/YAML file, got {type(space).__name__}")
+
+
+def load_config(config: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
+    """A search configuration from a dict or a JSON/YAML file."""
+    if isinstance(config, str | os.PathLike):
+        config = read_document(config)
+    if not isinstance(config, Mapping):
+        raise TypeError(f"search_config must be a dict or a path to a JSON/YAML file, got {type(config).__name__}")
+    return dict(config)

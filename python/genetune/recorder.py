@@ -1,0 +1,110 @@
+"""`Recorder`: where each finished evaluation goes, once, and what each generation end writes."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from genetune.checkpoint import EvaluationLog, write_checkpoint
+from genetune.config import SearchConfiguration
+from genetune.manifest import GenerationStats
+from genetune.progress import Progress
+from genetune.rows import Row
+from genetune.trackers import TrackerBus
+
+__all__ = ["Recorder"]
+
+
+def _candidate(candidate_id: int | str, generation: int, params: Any) -> dict[str, Any]:
+    """A candidate as the trackers' ``pre_objective``/``post_objective`` events receive it."""
+    return {"id": candidate_id, "generation": generation, "params": params}
+
+
+class Recorder:
+    """Owns the run folder's evaluation log and checkpoint, the progress bar, the per-generation
+    statistics and the tracker events of one run of a search.
+
+    ``replayed``: the rows of the generations a resumed checkpoint already completed (counted in
+    the progress and statistics); ``already_logged``: the ids in the evaluation log (never
+    written again).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        config: SearchConfiguration,
+        trackers: list[Any],
+        progress_disabled: bool,
+        replayed: list[Row],
+        already_logged: Collection[int | str],
+    ) -> None:
+        assert config.pool_size is not None and config.directions is not None
+        self._folder = folder
+        self._log = EvaluationLog(folder)
+        self._logged: set[int | str] = set(already_logged)
+        total = config.generations * config.pool_size + int(config.normalize)
+        self._progress = Progress(total, config.generations, progress_disabled, initial=len(replayed))
+        self.stats = GenerationStats([str(d) for d in config.directions], config.normalize)
+        for generation in sorted({r["generation"] for r in replayed}):
+            self.stats.add_generation(generation, [r for r in replayed if r["generation"] == generation], 0.0)
+        self._bus = TrackerBus(trackers)
+
+    # ----- evaluations -------------------------------------------------------------------------
+
+    def is_logged(self, row: Row) -> bool:
+        return row["id"] in self._logged
+
+    def replayed(self, row: Row) -> None:
+        """A finished evaluation (or baseline) read back on resume: counted, not logged or announced again."""
+        self._progress.evaluated(row["status"] == "invalid")
+
+    def starts(self, candidate_id: int | str, generation: int, params: Any) -> None:
+        self._bus.emit("pre_objective", _candidate(candidate_id, generation, params))
+
+    def evaluated(self, row: Row) -> None:
+        """A finished evaluation: logged (once), counted, announced."""
+        self._append(row)
+        self._progress.evaluated(row["status"] != "valid")
+        self._bus.emit("post_objective", _candidate(row["id"], row["generation"], row["params"]), row)
+
+    def baseline(self, row: Row, failed: bool) -> None:
+        """A measured baseline: logged, counted and announced as one evaluation."""
+        self._append(row)
+        self._progress.evaluated(failed)
+        self.starts(row["id"], row["generation"], row["params"])
+        self._bus.emit("post_objective", _candidate(row["id"], row["generation"], row["params"]), row)
+
+    def _append(self, row: Row) -> None:
+        if row["id"] not in self._logged:
+            self._log.append(row)
+            self._logged.add(row["id"])
+
+    # ----- the search and its generations -------------------------------------------------------
+
+    def search_starts(self, manifest: dict[str, Any]) -> None:
+        self._bus.emit("search_starts", manifest)
+
+    def checkpoint(self, payload: dict[str, Any]) -> None:
+        write_checkpoint(self._folder, payload)
+
+    def generation_starts(self, generation: int) -> None:
+        self._progress.generation(generation)
+        self._bus.emit("generation_starts", generation)
+
+    def generation_ends(self, generation: int, rows: list[Row], wall_time_s: float, checkpoint: dict[str, Any]) -> None:
+        """Makes the generation durable (log synced, then the checkpoint), then reports it."""
+        self._log.sync()
+        self.checkpoint(checkpoint)
+        stats = self.stats.add_generation(generation, rows, wall_time_s)
+        self._bus.emit("generation_ends", generation, stats)
+        self._progress.best(tuple(stats["best"]) if stats["best"] else None, stats["pareto_size"])
+
+    def close_files(self) -> None:
+        self._log.close()
+        self._progress.close()
+
+    def search_ends(self, reason: str, summary: dict[str, Any]) -> dict[str, str]:
+        """Announces the end and closes the trackers; returns their report."""
+        self._bus.emit("search_ends", reason, summary)
+        return self._bus.close()
