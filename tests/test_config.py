@@ -205,7 +205,9 @@ def test_engine_defaults_by_number_of_objectives() -> None:
     cfg = gt.SearchConfiguration(generations=1)
     assert cfg.engine == "auto" and cfg.algorithm == "ga" and cfg.engine_config()["surrogate"] is True
     assert gt.SearchConfiguration(generations=1, engine="ga").engine_config()["surrogate"] is False
-    for m in (2, 3, 5):
+    two = gt.SearchConfiguration(generations=1, num_objectives=2)
+    assert two.algorithm == "nsga2" and two.directions == ["min"] * 2
+    for m in (3, 5):
         cfg = gt.SearchConfiguration(generations=1, num_objectives=m)
         assert cfg.engine == "auto" and cfg.algorithm == "nsga3"
         # NSGA-III's own operator defaults hold under 'auto' too.

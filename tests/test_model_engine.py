@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 import genetune as gt
 import genetune.search_spaces as ss
-from conftest import key_of
+from engine_support import key_of
 
 #: 40 compiler-flag-like switches with hidden effects: about half of them help.
 WEIGHTS = [float((i * 7919) % 13 - 6) for i in range(40)]
@@ -56,7 +56,8 @@ def test_auto_is_the_default_and_uses_the_model() -> None:
     cfg = gt.SearchConfiguration(generations=3)
     assert cfg.engine == "auto" and cfg.algorithm == "ga"
     assert cfg.engine_config()["surrogate"] is True
-    assert gt.SearchConfiguration(generations=3, num_objectives=2).algorithm == "nsga3"
+    assert gt.SearchConfiguration(generations=3, num_objectives=2).algorithm == "nsga2"
+    assert gt.SearchConfiguration(generations=3, num_objectives=3).algorithm == "nsga3"
 
 
 def test_the_model_finds_better_candidates_per_evaluation() -> None:

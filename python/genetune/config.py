@@ -100,12 +100,12 @@ class SearchConfiguration(BaseModel):
     oversampling: int = Field(
         default=24, ge=1, le=1024, description="engine='auto': offspring bred and screened by the model per evaluated candidate."
     )
-    model_evaluations: int | None = Field(
-        default=None,
+    model_evaluations: int = Field(
+        default=2000,
         ge=0,
         lt=2**64,
-        description="engine='auto': the model screens offspring until this many candidates are evaluated, plain breeding "
-        "after that (default: 2,000 for one objective, 300 for several).",
+        description="engine='auto': the model screens offspring until this many candidates are evaluated; plain "
+        "breeding follows (long runs gain less from the model than it costs).",
     )
 
     @model_validator(mode="after")
@@ -161,16 +161,9 @@ class SearchConfiguration(BaseModel):
     def algorithm(self) -> EngineKind:
         """The selection scheme: the engine itself, or what 'auto' selects with (GA for one
         objective, NSGA-II for two, NSGA-III for more: what measured best in benches/)."""
-        if self.engine != EngineKind.AUTO:
+        if self.engine not in (None, EngineKind.AUTO):
             return self.engine
         return {1: EngineKind.GA, 2: EngineKind.NSGA2}.get(self.num_objectives, EngineKind.NSGA3)
-
-    @property
-    def model_evaluations_or_default(self) -> int:
-        """How many evaluations the model screens (see ``model_evaluations``)."""
-        if self.model_evaluations is not None:
-            return self.model_evaluations
-        return 2000 if self.num_objectives == 1 else 300
 
     def engine_config(self) -> dict[str, Any]:
         """The configuration the Rust engine takes."""
@@ -185,7 +178,7 @@ class SearchConfiguration(BaseModel):
             "surrogate": self.engine == EngineKind.AUTO,
             "gene_mutate_rate": self.gene_mutate_rate,
             "oversampling": self.oversampling,
-            "model_evaluations": self.model_evaluations_or_default,
+            "model_evaluations": self.model_evaluations,
             "init_seed_share": self.init_with_true_random_threshold,
             "objective_weights": self.objective_weights,
             "crossover_prob": self.crossover_prob,

@@ -8,6 +8,7 @@ use crate::operators::{
 };
 use crate::refdirs::reference_directions;
 use crate::selection::{select_ga, select_nsga2, select_nsga3, Nsga3Memory, ReferenceSet};
+use crate::sorting::non_dominated_ranks;
 use crate::space::{GeneKind, Space};
 use crate::surrogate::{
     expected_improvement, unit_ranks, Additive, FeatureKind, FeatureSpec, Forest, ForestParams,
@@ -886,17 +887,16 @@ impl Engine {
             .collect()
     }
 
-    /// Chooses up to `k` of `offspring` by the surrogate. `RANKINGS` draws each score all
-    /// offspring with a random half of the trees (a Thompson-like draw, so one batch does not
-    /// crowd on a single optimum): expected improvement for one objective, a Chebyshev
-    /// scalarization with random weights for several. The slots take turns, each taking the
-    /// best offspring of its ranking that no earlier slot took.
+    /// Chooses up to `k` of `offspring` by the surrogate's expected improvement. `RANKINGS`
+    /// draws each rank all offspring with a random half of the trees (a Thompson-like draw, so
+    /// one batch does not crowd on a single optimum); the slots take turns, each taking the best
+    /// offspring of its ranking that no earlier slot took.
     fn pick_by_model(&mut self, offspring: &Offspring, k: usize) -> Vec<usize> {
         let count = offspring.keys.len();
         if count <= k {
             return (0..count).collect();
         }
-        let (m, trees) = (self.num_objectives(), ForestParams::default().trees);
+        let trees = ForestParams::default().trees;
         let predictions = self.predict_offspring(offspring);
         let best = if self.state.archive.valid.iter().any(|&v| v) {
             0.0
@@ -910,29 +910,16 @@ impl Engine {
                 if subset.is_empty() {
                     subset.push(rng.random_range(0..trees));
                 }
-                let weights: Vec<f64> = (0..m).map(|_| -(1.0 - rng.random::<f64>()).ln()).collect();
                 let inv = 1.0 / subset.len() as f64;
-                let mean = |p: &[f64], c: usize| {
-                    subset.iter().map(|&t| p[t * count + c]).sum::<f64>() * inv
-                };
-                let score = |c: usize| {
-                    if m == 1 {
-                        let p = &predictions[0];
-                        let mu = mean(p, c);
-                        let var = subset
-                            .iter()
-                            .map(|&t| (p[t * count + c] - mu).powi(2))
-                            .sum::<f64>()
-                            * inv;
+                let scores: Vec<f64> = (0..count)
+                    .map(|c| {
+                        let each = subset.iter().map(|&t| predictions[t * count + c]);
+                        let mu = each.clone().sum::<f64>() * inv;
+                        let var = each.map(|p| (p - mu).powi(2)).sum::<f64>() * inv;
                         // Lower is better: negative improvement, the mean breaking ties.
                         -expected_improvement(mu, var.sqrt(), best) + 1e-9 * mu
-                    } else {
-                        (0..m)
-                            .map(|j| weights[j] * mean(&predictions[j], c))
-                            .fold(f64::NEG_INFINITY, f64::max)
-                    }
-                };
-                let scores: Vec<f64> = (0..count).map(score).collect();
+                    })
+                    .collect();
                 let mut order: Vec<usize> = (0..count).collect();
                 order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
                 order
@@ -953,23 +940,52 @@ impl Engine {
         picks
     }
 
-    /// Fits one model per objective to (a bounded sample of) the archive and predicts every
-    /// offspring with every tree: per objective, a `(trees, offspring)` row-major matrix. The
-    /// model is main effects plus a forest over their residuals; targets are unit ranks of the
-    /// valid scores, INVALID ranked below them all.
-    fn predict_offspring(&mut self, offspring: &Offspring) -> Vec<Vec<f64>> {
-        let (n, m) = (self.num_params(), self.num_objectives());
-        let count = offspring.keys.len();
+    /// The model's target for evaluated candidates `rows` of the archive, on a unit rank scale
+    /// (0 = best): the rank of the score for one objective, of the non-dominated front for
+    /// several; INVALID ranked below every valid candidate. Ranks make the model indifferent to
+    /// the objectives' scales and outliers.
+    fn model_targets(&self, rows: &[usize]) -> Vec<f64> {
         let archive = &self.state.archive;
-        let rows: Vec<usize> = if archive.len() > MAX_TRAINING_ROWS {
-            let mut r = sample(&mut self.state.rng, archive.len(), MAX_TRAINING_ROWS).into_vec();
+        let m = self.num_objectives();
+        let valid: Vec<usize> = (0..rows.len())
+            .filter(|&i| archive.valid[rows[i]])
+            .collect();
+        let quality: Vec<f64> = if m == 1 {
+            valid.iter().map(|&i| archive.f[rows[i]]).collect()
+        } else {
+            let f: Vec<f64> = valid
+                .iter()
+                .flat_map(|&i| archive.f[rows[i] * m..(rows[i] + 1) * m].iter().copied())
+                .collect();
+            non_dominated_ranks(&f, m)
+                .into_iter()
+                .map(f64::from)
+                .collect()
+        };
+        let mut y = vec![INVALID_RANK; rows.len()];
+        for (r, &i) in unit_ranks(&quality).iter().zip(&valid) {
+            y[i] = *r;
+        }
+        y
+    }
+
+    /// Fits the model to (a bounded sample of) the archive and predicts every offspring with
+    /// every tree: a `(trees, offspring)` row-major matrix. The model is main effects plus a
+    /// forest over their residuals.
+    fn predict_offspring(&mut self, offspring: &Offspring) -> Vec<f64> {
+        let n = self.num_params();
+        let count = offspring.keys.len();
+        let size = self.state.archive.len();
+        let rows: Vec<usize> = if size > MAX_TRAINING_ROWS {
+            let mut r = sample(&mut self.state.rng, size, MAX_TRAINING_ROWS).into_vec();
             r.sort_unstable();
             r
         } else {
-            (0..archive.len()).collect()
+            (0..size).collect()
         };
         let specs = self.feature_specs();
         let kinds: Vec<FeatureKind> = specs.iter().map(|s| s.kind).collect();
+        let archive = &self.state.archive;
         let mut train = Vec::with_capacity(rows.len() * n);
         for &r in &rows {
             train.extend(self.features(
@@ -978,45 +994,28 @@ impl Engine {
             ));
         }
         let cand = self.features(&offspring.x, &offspring.on);
-        let valid: Vec<usize> = (0..rows.len())
-            .filter(|&i| archive.valid[rows[i]])
+        let y = self.model_targets(&rows);
+        let additive = Additive::fit(&train, &y, &specs);
+        let residual: Vec<f64> = y
+            .iter()
+            .enumerate()
+            .map(|(r, v)| v - additive.predict(&train[r * n..(r + 1) * n]))
             .collect();
-        let mut predictions = Vec::with_capacity(m);
-        for j in 0..m {
-            let archive = &self.state.archive;
-            let ranks = unit_ranks(
-                &valid
-                    .iter()
-                    .map(|&i| archive.f[rows[i] * m + j])
-                    .collect::<Vec<_>>(),
-            );
-            let mut y = vec![INVALID_RANK; rows.len()];
-            for (r, &i) in ranks.iter().zip(&valid) {
-                y[i] = *r;
-            }
-            let additive = Additive::fit(&train, &y, &specs);
-            let residual: Vec<f64> = y
-                .iter()
-                .enumerate()
-                .map(|(r, v)| v - additive.predict(&train[r * n..(r + 1) * n]))
-                .collect();
-            let forest = Forest::fit(
-                &train,
-                &residual,
-                &kinds,
-                &ForestParams::default(),
-                &mut self.state.rng,
-            );
-            let base: Vec<f64> = (0..count)
-                .map(|c| additive.predict(&cand[c * n..(c + 1) * n]))
-                .collect();
-            let mut each = forest.predict_each(&cand);
-            for (k, v) in each.iter_mut().enumerate() {
-                *v += base[k % count];
-            }
-            predictions.push(each);
+        let forest = Forest::fit(
+            &train,
+            &residual,
+            &kinds,
+            &ForestParams::default(),
+            &mut self.state.rng,
+        );
+        let base: Vec<f64> = (0..count)
+            .map(|c| additive.predict(&cand[c * n..(c + 1) * n]))
+            .collect();
+        let mut each = forest.predict_each(&cand);
+        for (k, v) in each.iter_mut().enumerate() {
+            *v += base[k % count];
         }
-        predictions
+        each
     }
 
     // ----- uniqueness ------------------------------------------------------------------------
