@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml
 STAMP := $(VENV)/.genetune-installed
 
-.PHONY: help demo install build test test-rust test-python bench bench-overhead bench-quality bench-budget bench-dask bench-gcc lint clean
+.PHONY: help demo install build test test-rust test-python bench bench-overhead bench-quality bench-budget bench-model bench-dask bench-gcc lint clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,6 +52,10 @@ bench-quality: $(VENV)/.bench-installed ## hypervolume/IGD and best values at eq
 
 bench-budget: $(VENV)/.bench-installed ## best value per evaluation at 50-2,000 evaluations vs Optuna TPE, random, CMA-ES, pymoo (40-60 min)
 	$(PY) benches/bench_budget.py --jobs 2 $(BENCH_ARGS)
+
+bench-model: $(VENV)/.bench-installed ## the model-assisted engine's own cost vs Optuna TPE, and DTLZ2 under the NSGA-III paper's protocol vs pymoo
+	$(PY) benches/bench_model_speed.py $(BENCH_ARGS)
+	$(PY) benches/bench_nsga3_paper.py
 
 bench-dask: $(STAMP) ## DaskWorker and the Prefect flow vs plain client.map: overhead and utilization
 	$(PY) benches/bench_dask.py $(BENCH_ARGS)

@@ -132,7 +132,7 @@ def make_genetune(problem: str, n: int, pop: int, algo: str, max_gens: int) -> t
     engine, path = algo.split()
     space = {f"x{i}": ss.range(0.0, 1.0, step=None) for i in range(n)}
     cfg = gt.SearchConfiguration(
-        generations=max_gens + 3, pool_size=pop, num_objectives=m, engine=engine, mutate_rate=1.0 / n, seed=SEED
+        generations=max_gens + 3, pool_size=pop, num_objectives=m, engine=engine, seed=SEED
     )
     eng = gt.Engine(space, cfg)
     obj = objective(problem)

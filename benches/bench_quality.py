@@ -137,7 +137,7 @@ def run_genetune(problem: Any, algo: str, seed: int) -> tuple[np.ndarray, np.nda
     n = problem.n_var
     space = {f"x{i}": ss.range(float(problem.xl[i]), float(problem.xu[i]), step=None) for i in range(n)}
     cfg = gt.SearchConfiguration(
-        generations=GENS, pool_size=POP, num_objectives=problem.n_obj, engine=algo, mutate_rate=1.0 / n, seed=seed
+        generations=GENS, pool_size=POP, num_objectives=problem.n_obj, engine=algo, seed=seed
     )
     eng = gt.Engine(space, cfg)
     history = []
