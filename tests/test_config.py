@@ -54,7 +54,7 @@ def test_defaults() -> None:
     assert cfg.normalize is False
     assert cfg.num_objectives == 1
     assert cfg.pool_size == 32 and cfg.cull_size == 24
-    assert cfg.mutate_rate == 0.25
+    assert cfg.mutate_rate == 0.5  # CompileIQ's 0.25 measured worse in benches/ (README)
     assert cfg.objective_weights is None
     assert cfg.init_with_true_random_threshold == 0.9
     assert cfg.enable_large_fail_pool is True
@@ -222,7 +222,7 @@ def test_configuration_is_frozen() -> None:
     for name, value in (("generations", 5), ("pool_size", 64), ("mutate_rate", 0.5), ("engine", "nsga2")):
         with pytest.raises((TypeError, ValueError, AttributeError)):
             setattr(cfg, name, value)
-    assert cfg.generations == 3 and cfg.pool_size == 32 and cfg.mutate_rate == 0.25 and cfg.engine == "auto"
+    assert cfg.generations == 3 and cfg.pool_size == 32 and cfg.mutate_rate == 0.5 and cfg.engine == "auto"
 
 
 def test_plain_dict_is_accepted_by_engine() -> None:

@@ -276,8 +276,8 @@ def test_resume_refuses_another_space_or_config(tmp_path: Path) -> None:
     with pytest.raises(gt.CheckpointMismatchError, match="search space"):
         gt.Search.resume(s.run_folder, obj.quadratic, search_space={"x": ss.range(0, 3)})
     with pytest.raises(gt.CheckpointMismatchError, match="configuration"):
-        gt.Search.resume(s.run_folder, obj.quadratic, search_config=config(mutate_rate=0.5))
-    gt.Search.resume(s.run_folder, obj.quadratic, search_config=config(mutate_rate=0.5), allow_mismatch=True, disable_progress_bar=True)
+        gt.Search.resume(s.run_folder, obj.quadratic, search_config=config(mutate_rate=0.3))
+    gt.Search.resume(s.run_folder, obj.quadratic, search_config=config(mutate_rate=0.3), allow_mismatch=True, disable_progress_bar=True)
     with pytest.raises(FileNotFoundError):
         gt.Search.resume(tmp_path / "nowhere")
 
