@@ -608,35 +608,7 @@ impl Engine {
                     b = pick(self);
                 }
             }
-            let pop = &self.state.population;
-            x1.copy_from_slice(&pop.x[a * n..(a + 1) * n]);
-            on1.copy_from_slice(&pop.on[a * n..(a + 1) * n]);
-            x2.copy_from_slice(&pop.x[b * n..(b + 1) * n]);
-            on2.copy_from_slice(&pop.on[b * n..(b + 1) * n]);
-            let rng = &mut self.state.rng;
-            crossover(
-                &self.genes,
-                &variation,
-                (&mut x1, &mut on1),
-                (&mut x2, &mut on2),
-                rng,
-            );
-            mutate(
-                &self.genes,
-                &self.mutable,
-                &variation,
-                &mut x1,
-                &mut on1,
-                rng,
-            );
-            mutate(
-                &self.genes,
-                &self.mutable,
-                &variation,
-                &mut x2,
-                &mut on2,
-                rng,
-            );
+            self.cross_and_mutate(a, b, &variation, (&mut x1, &mut on1), (&mut x2, &mut on2));
             for child in 0..2 {
                 if self.state.batch.len() >= target {
                     break;
@@ -653,6 +625,34 @@ impl Engine {
             }
         }
         self.finish_batch();
+    }
+
+    /// Two children of survivors `a` and `b`, written into the buffers: crossed, then each
+    /// mutated.
+    fn cross_and_mutate(
+        &mut self,
+        a: usize,
+        b: usize,
+        v: &Variation,
+        (x1, on1): (&mut [f64], &mut [bool]),
+        (x2, on2): (&mut [f64], &mut [bool]),
+    ) {
+        let n = self.num_params();
+        let pop = &self.state.population;
+        x1.copy_from_slice(&pop.x[a * n..(a + 1) * n]);
+        on1.copy_from_slice(&pop.on[a * n..(a + 1) * n]);
+        x2.copy_from_slice(&pop.x[b * n..(b + 1) * n]);
+        on2.copy_from_slice(&pop.on[b * n..(b + 1) * n]);
+        let rng = &mut self.state.rng;
+        crossover(
+            &self.genes,
+            v,
+            (&mut *x1, &mut *on1),
+            (&mut *x2, &mut *on2),
+            rng,
+        );
+        mutate(&self.genes, &self.mutable, v, x1, on1, rng);
+        mutate(&self.genes, &self.mutable, v, x2, on2, rng);
     }
 
     /// Binary tournament over the first `k` survivors (preference order: lower index wins).
@@ -770,33 +770,7 @@ impl Engine {
             while b == a {
                 b = self.tournament(mating);
             }
-            let pop = &self.state.population;
-            x2.copy_from_slice(&pop.x[b * n..(b + 1) * n]);
-            on2.copy_from_slice(&pop.on[b * n..(b + 1) * n]);
-            let rng = &mut self.state.rng;
-            crossover(
-                &self.genes,
-                &variation,
-                (&mut x1, &mut on1),
-                (&mut x2, &mut on2),
-                rng,
-            );
-            mutate(
-                &self.genes,
-                &self.mutable,
-                &variation,
-                &mut x1,
-                &mut on1,
-                rng,
-            );
-            mutate(
-                &self.genes,
-                &self.mutable,
-                &variation,
-                &mut x2,
-                &mut on2,
-                rng,
-            );
+            self.cross_and_mutate(a, b, &variation, (&mut x1, &mut on1), (&mut x2, &mut on2));
             self.offer(&mut out, &mut local, &x1, &on1);
             self.offer(&mut out, &mut local, &x2, &on2);
         }
@@ -1201,13 +1175,13 @@ mod tests {
         [x[0], g * (1.0 - (x[0] / g).sqrt())]
     }
 
-    fn run(engine: &mut Engine, f: impl Fn(&[f64]) -> Vec<f64>) {
+    fn run(engine: &mut Engine, mut f: impl FnMut(&[f64]) -> Vec<f64>) {
         let n = engine.num_params();
         while !engine.done() {
             let r = engine.ask(None);
             let mut cols = vec![0.0; r.len() * n];
             let ids = engine.fill_columns(r, &mut cols);
-            let scores: Vec<f64> = cols.chunks(n).flat_map(&f).collect();
+            let scores: Vec<f64> = cols.chunks(n).flat_map(&mut f).collect();
             engine.tell(&ids, &scores).unwrap();
         }
     }
@@ -1445,7 +1419,7 @@ mod tests {
         let best_of = |cfg: EngineConfig, seed: u64| {
             let mut e = Engine::new(&space, cfg, Some(seed), String::new()).unwrap();
             let mut best = f64::INFINITY;
-            run_tracking(&mut e, |row| {
+            run(&mut e, |row| {
                 let v: f64 = (0..40).filter(|&i| row[i].is_finite()).map(weight).sum();
                 best = best.min(v);
                 vec![v]
@@ -1463,17 +1437,6 @@ mod tests {
             with < 0.5 * without,
             "regret with the model {with}, without {without}"
         );
-    }
-
-    fn run_tracking(engine: &mut Engine, mut f: impl FnMut(&[f64]) -> Vec<f64>) {
-        let n = engine.num_params();
-        while !engine.done() {
-            let r = engine.ask(None);
-            let mut cols = vec![0.0; r.len() * n];
-            let ids = engine.fill_columns(r, &mut cols);
-            let scores: Vec<f64> = cols.chunks(n).flat_map(&mut f).collect();
-            engine.tell(&ids, &scores).unwrap();
-        }
     }
 
     #[test]
