@@ -10,8 +10,9 @@ process (timings must not compete for the cores).
 
 - genetune: ``Search(objective, space, search_config(space, G, P, s), worker_type="sequential")``
   with G x P = budget (default 5 x 12): the job's own configuration (the demo's), normalized
-  against -O2 (measured first, outside the budget) and with a per-gene mutation rate of 2.5 /
-  parameters (0.104 for the bundled space), everything else at its default.
+  against -O2 (measured first, outside the budget), everything else at its default (the
+  model-assisted ``engine="auto"`` since 2026-12-01; earlier runs set a per-gene mutation rate of
+  2.5 / parameters).
 - Optuna TPE (``TPESampler(seed=s)``, defaults) and random search (``RandomSampler(seed=s)``) via
   ask/tell with the genetune space converted parameter by parameter: choice -> categorical; literal
   with knockout -> categorical [flag, None]; a knocked-out choice gets an extra None ("absent");
