@@ -1381,6 +1381,14 @@ mod tests {
         let bytes = e.to_bytes();
         assert!(Engine::from_bytes(&bytes[..bytes.len() / 2]).is_err());
         assert!(Engine::from_bytes(b"nonsense").is_err());
+        // Out-of-range genes are an invalid state too, not a panic later.
+        let mut state: State = postcard::from_bytes(&bytes[STATE_MAGIC.len()..]).unwrap();
+        state.batch.x[1] = 99.0;
+        let mut damaged = STATE_MAGIC.to_vec();
+        damaged.extend(postcard::to_stdvec(&state).unwrap());
+        let err = Engine::from_bytes(&damaged).err().expect("refused");
+        assert!(matches!(err, Error::InvalidState(_)), "{err:?}");
+        assert!(err.to_string().contains("outside its range"), "{err}");
     }
 
     #[test]
@@ -1450,25 +1458,6 @@ mod tests {
         // Generations 0 and 1 (20 evaluations) feed the model; later ones are bred plainly.
         assert_eq!(e.state.archive.len(), 20);
         assert_eq!(e.evaluations(), 60);
-    }
-
-    #[test]
-    fn out_of_range_genes_in_a_state_are_an_invalid_state() {
-        let e = Engine::new(
-            SMALL,
-            config(Algorithm::Ga, 1, 6, 3),
-            Some(1),
-            String::new(),
-        )
-        .unwrap();
-        let bytes = e.to_bytes();
-        let mut state: State = postcard::from_bytes(&bytes[STATE_MAGIC.len()..]).unwrap();
-        state.batch.x[1] = 99.0;
-        let mut damaged = STATE_MAGIC.to_vec();
-        damaged.extend(postcard::to_stdvec(&state).unwrap());
-        let err = Engine::from_bytes(&damaged).err().expect("refused");
-        assert!(matches!(err, Error::InvalidState(_)), "{err:?}");
-        assert!(err.to_string().contains("outside its range"), "{err}");
     }
 
     mod properties {
