@@ -753,11 +753,11 @@ impl Engine {
                 continue;
             }
             let a = self.tournament(mating);
-            let pop = &self.state.population;
-            x1.copy_from_slice(&pop.x[a * n..(a + 1) * n]);
-            on1.copy_from_slice(&pop.on[a * n..(a + 1) * n]);
-            let rng = &mut self.state.rng;
             if r < SCREEN_RANDOM_SHARE + SCREEN_MUTANT_SHARE || mating < 2 {
+                let pop = &self.state.population;
+                x1.copy_from_slice(&pop.x[a * n..(a + 1) * n]);
+                on1.copy_from_slice(&pop.on[a * n..(a + 1) * n]);
+                let rng = &mut self.state.rng;
                 let forced = Variation {
                     mutate_rate: 1.0,
                     ..variation
@@ -1270,14 +1270,17 @@ mod tests {
 
     #[test]
     fn never_repeats_and_reports_exhaustion() {
+        for (cfg, seed) in [
+            (config(Algorithm::Ga, 1, 8, 10), 1),
+            (screened(config(Algorithm::Ga, 1, 4, 10)), 2),
+        ] {
+            never_repeats_then_exhausts(cfg, seed);
+        }
+    }
+
+    fn never_repeats_then_exhausts(cfg: EngineConfig, seed: u64) {
         // 4 values x (2 choices + absent) = 12 distinct candidates.
-        let mut e = Engine::new(
-            SMALL,
-            config(Algorithm::Ga, 1, 8, 10),
-            Some(1),
-            String::new(),
-        )
-        .unwrap();
+        let mut e = Engine::new(SMALL, cfg, Some(seed), String::new()).unwrap();
         let mut seen = HashSet::new();
         let mut total = 0;
         while !e.done() {
@@ -1389,30 +1392,6 @@ mod tests {
         let err = Engine::from_bytes(&damaged).err().expect("refused");
         assert!(matches!(err, Error::InvalidState(_)), "{err:?}");
         assert!(err.to_string().contains("outside its range"), "{err}");
-    }
-
-    #[test]
-    fn screened_engine_never_repeats_and_reports_exhaustion() {
-        let mut e = Engine::new(
-            SMALL,
-            screened(config(Algorithm::Ga, 1, 4, 10)),
-            Some(2),
-            String::new(),
-        )
-        .unwrap();
-        let mut seen = HashSet::new();
-        while !e.done() {
-            let r = e.ask(None);
-            let mut c = vec![0.0; r.len() * 2];
-            let ids = e.fill_columns(r, &mut c);
-            for row in c.chunks(2) {
-                assert!(seen.insert(format!("{row:?}")), "repeated {row:?}");
-            }
-            let s: Vec<f64> = c.chunks(2).map(|r| r[0]).collect();
-            e.tell(&ids, &s).unwrap();
-        }
-        assert_eq!(seen.len(), 12);
-        assert!(e.exhausted());
     }
 
     /// 40 flags with hidden weights: screening must find better candidates in the same number
