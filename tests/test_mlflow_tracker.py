@@ -441,7 +441,9 @@ def test_sqlite_single_objective(sqlite_store: tuple[str, Path], tmp_path: Path)
     check_run(client, tracker, search, "genetune-sqlite-one", tmp_path)
     run = client.get_run(tracker.run_id or "")
     assert re.fullmatch(r"ga-seed7-\d{8}-\d{6}", run.info.run_name)
-    assert run.data.tags["mlflow.note.content"] == "a test search"
+    # The description, then the search's markdown summary (the run page says what happened).
+    note = run.data.tags["mlflow.note.content"]
+    assert note.startswith("a test search\n\n# genetune search\n") and "* stop reason: **completed**" in note, note
     exp = client.get_experiment_by_name("genetune-sqlite-one")
     assert exp is not None and exp.artifact_location == (sqlite_store[1] / "genetune-sqlite-one").as_uri()
     assert (sqlite_store[1] / "genetune-sqlite-one" / tracker.run_id / "artifacts" / "results.parquet").is_file()
@@ -694,6 +696,9 @@ def test_real_search(sqlite_store: tuple[str, Path], tmp_path: Path) -> None:
     assert [h.step for h in history] == [0, 1, 2]
     best = result.get_best_result()
     assert isinstance(best, dict) and history[-1].value == pytest.approx(best["score_1"])
+    # No description given: the run's description is the search's markdown summary, best configuration included.
+    note = run.data.tags["mlflow.note.content"]
+    assert note.startswith("# genetune search\n") and "## Best configurations" in note and f"| {best['id']} |" in note, note
     names = {f.path for f in client.list_artifacts(run.info.run_id)}
     assert {"config.json", "manifest.json", "summary.json", "results.csv", "results.parquet", "convergence.png"} <= names
     local = _download(client, run.info.run_id, tmp_path / "download")

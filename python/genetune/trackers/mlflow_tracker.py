@@ -69,6 +69,7 @@ from genetune.jsonable import strict_jsonable
 from genetune.results import SearchResult, pareto_mask
 from genetune.settings import get_settings
 from genetune.trackers.base import BaseTracker
+from genetune.trackers.summary import search_summary_markdown
 
 __all__ = ["MLflowTracker"]
 
@@ -257,7 +258,8 @@ class MLflowTracker(BaseTracker):
     * ``tracking_uri``: default ``GENETUNE_TRACKING_URI``, else MLflow's own (``mlflow.get_tracking_uri()``: ``MLFLOW_TRACKING_URI``,
       ``mlflow.set_tracking_uri`` or ``sqlite:///<cwd>/mlflow.db``), resolved when the tracker is
       built and made absolute.
-    * ``description``: the run's description (``mlflow.note.content``).
+    * ``description``: the run's description (``mlflow.note.content``); at the end the
+      search's markdown summary is appended to it (it is the whole description without one).
     * ``nested_generation_runs``: also one child run per generation, with that generation's
       metrics.
     * ``retries`` / ``backoff_s``: each MLflow call is retried up to ``retries`` times after
@@ -613,7 +615,11 @@ class MLflowTracker(BaseTracker):
         self._flush(metrics)
         run_id = self._ensure_run()
         client = self.client
-        tags = [RunTag("genetune.stop_reason", str(reason)), RunTag("genetune.status", _STATUS_TAG[status])]
+        tags = [
+            RunTag("genetune.stop_reason", str(reason)),
+            RunTag("genetune.status", _STATUS_TAG[status]),
+            RunTag("mlflow.note.content", _truncate(self._note(reason, summary), _MAX_TAG_VAL_LENGTH)),
+        ]
         self._log_batch(run_id, tags=tags)
         error: BaseException | None = None
         try:
@@ -629,6 +635,12 @@ class MLflowTracker(BaseTracker):
         self._terminated = True
         if error is not None:
             raise error
+
+    def _note(self, reason: str, summary: Mapping[str, Any]) -> str:
+        """The run's description at the end: ``description`` (when given), then the search's
+        markdown summary (as the Prefect summary artifact)."""
+        markdown = search_summary_markdown(reason, summary, self._directions, top_k=5)
+        return f"{self.description}\n\n{markdown}" if self.description else markdown
 
     def cleanup(self) -> None:
         try:

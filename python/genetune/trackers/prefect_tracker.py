@@ -33,18 +33,13 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
-from genetune.results import SearchResult
 from genetune.trackers.base import BaseTracker
+from genetune.trackers.summary import format_value, search_summary_markdown
 
 __all__ = ["PrefectTracker"]
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.6g}"
-    if isinstance(value, list | tuple):
-        return "(" + ", ".join(_fmt(v) for v in value) + ")"
-    return str(value)
+_fmt = format_value
 
 
 class PrefectTracker(BaseTracker):
@@ -167,49 +162,9 @@ class PrefectTracker(BaseTracker):
     def _search_ends(self, reason: str, summary: dict[str, Any]) -> None:
         if self._progress_id is not None and reason in ("completed", "exhausted"):
             update_progress_artifact(self._progress_id, progress=100.0)
-        best = summary.get("best")
-        lines = [
-            "# genetune search",
-            "",
-            f"* stop reason: **{reason}**",
-            f"* generations: {summary.get('generations')}",
-            f"* evaluations: {summary.get('evaluations')} ({summary.get('invalid')} invalid)",
-            f"* best score(s): {_fmt(best)}",
-            f"* Pareto front size: {summary.get('pareto_size') if summary.get('pareto_size') is not None else 'n/a (one objective)'}",
-            f"* wall time: {float(summary.get('wall_time_s') or 0.0):.1f} s",
-            f"* run folder: `{summary.get('run_folder')}`",
-            f"* results: `{summary.get('result_csv')}`",
-        ]
-        best_rows = self._best_configs(summary.get("result_csv"))
-        if best_rows:
-            lines += ["", "## Best configurations", "", "| id | generation | scores | params |", "|---|---|---|---|"]
-            lines += [f"| {r['id']} | {r['generation']} | {r['scores']} | `{r['params']}` |" for r in best_rows]
         url = self._mlflow_url()
-        if url:
-            lines += ["", f"[MLflow run]({url})"]
+        markdown = search_summary_markdown(reason, summary, self._directions, self.top_k, {"MLflow run": url} if url else None)
         key = self._key("summary")
-        create_markdown_artifact(markdown="\n".join(lines), key=key, description=f"genetune search summary ({reason})")
+        create_markdown_artifact(markdown=markdown, key=key, description=f"genetune search summary ({reason})")
         self.artifact_keys.append(key)
-        self._log(f"genetune search ended ({reason}): best {_fmt(best)}, {summary.get('evaluations')} evaluations")
-
-    def _best_configs(self, result_csv: Any) -> list[dict[str, Any]]:
-        if not result_csv:
-            return []
-        try:
-            result = SearchResult.from_csv(result_csv, directions=self._directions, num_objectives=len(self._directions))
-            best = result.get_best_result()
-        except Exception:  # the summary is still useful without them
-            return []
-        rows = best if isinstance(best, list) else [best]
-        out = []
-        for r in rows[: self.top_k]:
-            scores = [v for k, v in r.items() if str(k).startswith("score_")]
-            out.append(
-                {
-                    "id": r.get("id"),
-                    "generation": r.get("generation"),
-                    "scores": _fmt(scores),
-                    "params": json.dumps(r.get("params"), sort_keys=True, default=str),
-                }
-            )
-        return out
+        self._log(f"genetune search ended ({reason}): best {_fmt(summary.get('best'))}, {summary.get('evaluations')} evaluations")
