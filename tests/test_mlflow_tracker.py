@@ -705,6 +705,24 @@ def test_real_search(sqlite_store: tuple[str, Path], tmp_path: Path) -> None:
     assert len(pd.read_parquet(local / "results.parquet")) == len(result.get_results())
 
 
+def test_artifacts_beside_a_sqlite_store_by_default(sqlite_store: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without artifact_location, a new experiment keeps its artifacts beside the database, not in
+    ./mlruns of whatever directory the search runs in."""
+    uri, _ = sqlite_store
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    tracker = MLflowTracker(experiment_name="beside the store", tracking_uri=uri)
+    gt.Search(_quadratic, {"a": ss.range(0, 9)}, {"generations": 1, "pool_size": 6, "seed": 2}, worker_type="sequential",
+              trackers=[tracker], cache_folder=tmp_path / "runs", disable_progress_bar=True).start()  # fmt: skip
+    store = Path(uri[len("sqlite:///") :]).parent
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("beside the store")
+    assert exp is not None and exp.artifact_location == (store / "mlartifacts" / "beside_the_store").as_uri()
+    assert (store / "mlartifacts" / "beside_the_store" / (tracker.run_id or "") / "artifacts" / "results.csv").is_file()
+    assert list(cwd.iterdir()) == []
+
+
 class StopServerAfter:
     """Listed after the MLflow tracker, so MLflow has logged ``generation`` when the server stops."""
 

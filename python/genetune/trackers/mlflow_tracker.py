@@ -141,6 +141,18 @@ def _absolute_uri(uri: str) -> str:
     return uri
 
 
+def beside_local_store(tracking_uri: str, experiment_name: str) -> str | None:
+    """Where a new experiment of a local SQLite store keeps its artifacts: ``mlartifacts/<name>``
+    beside the database file (MLflow's own default, ``./mlruns``, is relative to the current
+    directory, wherever that is). None for other stores (a server decides for itself)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    path = unquote(tracking_uri[len("sqlite:///") :])
+    if not path or path == ":memory:":
+        return None
+    return (Path(path).parent / "mlartifacts" / _key(experiment_name).replace(" ", "_")).as_uri()
+
+
 def _key(text: str) -> str:
     """A valid MLflow param/metric/tag key: letters, digits, ``_ - . space``, at most 250 chars."""
     key = _KEY_CHARS.sub("_", text).strip() or "_"
@@ -253,7 +265,9 @@ class MLflowTracker(BaseTracker):
     """Records a search as one MLflow run (see the module documentation for what is logged).
 
     * ``experiment_name``: the experiment (default ``"genetune"``), created when missing (with
-      ``artifact_location`` when given) and restored when deleted.
+      ``artifact_location``; by default, for a SQLite store, ``mlartifacts/<experiment>`` beside
+      its database file, not MLflow's ``./mlruns`` of the current directory) and restored when
+      deleted.
     * ``run_name``: default ``"{engine}-seed{seed}-{YYYYmmdd-HHMMSS}"``.
     * ``tracking_uri``: default ``GENETUNE_TRACKING_URI``, else MLflow's own (``mlflow.get_tracking_uri()``: ``MLFLOW_TRACKING_URI``,
       ``mlflow.set_tracking_uri`` or ``sqlite:///<cwd>/mlflow.db``), resolved when the tracker is
@@ -424,7 +438,7 @@ class MLflowTracker(BaseTracker):
         experiment = self._call("get_experiment_by_name", lambda: client.get_experiment_by_name(name))
         if experiment is None:
             try:
-                location = self.artifact_location
+                location = self.artifact_location or beside_local_store(self.tracking_uri, name)
                 return str(self._call("create_experiment", lambda: client.create_experiment(name, artifact_location=location)))
             except RuntimeError as err:
                 cause = err.__cause__
