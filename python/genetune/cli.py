@@ -7,6 +7,9 @@ optionally ``dask_address``, ``resources``, ``chunk_size``, ``task_timeout``, ``
 ``resume_from``, ``n_workers``, ``mlflow_run_url``. Relative file paths in it are resolved
 against the job file's folder. ``--set key=value`` overrides a parameter (value parsed as JSON
 when it parses, else kept as a string).
+
+Both print what starts, a progress bar per generation and the result; ``--verbose`` adds
+Prefect's, Dask's and MLflow's INFO logs (:mod:`genetune.console`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from genetune.console import configure_console
 from genetune.loading import read_document
 
 __all__ = ["main", "read_job"]
@@ -53,23 +57,41 @@ def read_job(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> dic
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="genetune", description="genetune command line")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the genetune-search Prefect flow from a job file")
-    run.add_argument("job", help="YAML or JSON file with the flow's parameters")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
-    commands.add_parser("demo", help="tune gcc flags for the bundled C kernels (see `genetune demo --help`)", add_help=False)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["demo"]:  # its own options
-        return _demo(argv[1:])
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command == "demo":
+        configure_console(args.verbose)  # before Prefect, Dask and MLflow are imported
+        return _demo(args)
     try:
         params = read_job(args.job, args.overrides)
     except (OSError, ValueError) as err:
         print(f"genetune: {err}", file=sys.stderr)
         return 2
+    configure_console(args.verbose)
     print(json.dumps(_run_flow(params), indent=2, default=str))
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genetune", description="genetune command line")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the genetune-search Prefect flow from a job file")
+    run.add_argument("job", help="YAML or JSON file with the flow's parameters")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
+    demo = commands.add_parser(
+        "demo",
+        help="tune gcc flags for the bundled C kernels (Prefect flow on a local Dask cluster)",
+        description="tune gcc flags for the bundled C kernels (Prefect flow on a local Dask cluster)",
+    )
+    demo.add_argument("--folder", default="genetune-demo", help="where results, the MLflow store and run folders go (default ./genetune-demo)")
+    demo.add_argument("--quick", action="store_true", help="a smoke run: small kernels, 2 generations of 6")
+    demo.add_argument("--generations", type=int, default=None)
+    demo.add_argument("--pool-size", type=int, default=None)
+    demo.add_argument("--workers", type=int, default=None, help="local Dask worker processes (default: one per core)")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--dask-address", default=None, help="use this Dask scheduler instead of a local cluster")
+    for command in (run, demo):
+        command.add_argument("-v", "--verbose", action="store_true", help="also print Prefect's, Dask's and MLflow's INFO logs")
+    return parser
 
 
 def _run_flow(params: dict[str, Any]) -> dict[str, Any]:
@@ -78,14 +100,25 @@ def _run_flow(params: dict[str, Any]) -> dict[str, Any]:
     from genetune.prefect_api import prefect_api
 
     with prefect_api():  # one API for this process and its Dask workers
-        summary: dict[str, Any] = genetune_search(**params)
+        summary: dict[str, Any] = genetune_search(**{"progress_bar": True, **params})
     return summary
 
 
-def _demo(argv: Sequence[str]) -> int:
-    from genetune.jobs.gcc.demo import main as demo_main  # imports Prefect: only for `genetune demo`
+def _demo(args: argparse.Namespace) -> int:
+    from genetune.jobs.gcc.demo import run_demo, where_to_look  # imports Prefect: only for `genetune demo`
 
-    return demo_main(argv)
+    summary = run_demo(
+        args.folder,
+        quick=args.quick,
+        generations=args.generations,
+        pool_size=args.pool_size,
+        n_workers=args.workers,
+        seed=args.seed,
+        dask_address=args.dask_address,
+        progress_bar=True,
+    )
+    print(where_to_look(summary))
+    return 0
 
 
 if __name__ == "__main__":

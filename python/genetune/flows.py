@@ -18,15 +18,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from distributed import LocalCluster
+from distributed import Client, LocalCluster
 from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.settings import PREFECT_API_URL
 from prefect_dask.task_runners import DaskTaskRunner
 
 from genetune.checkpoint import find_run_folder
+from genetune.console import announce
 from genetune.jsonable import lenient_json_default
 from genetune.loading import CommandObjective, load_config, load_objective, load_search_space
+from genetune.prefect_api import flush_to_api
 from genetune.results import SearchResult
 from genetune.search import Search
 from genetune.trackers.jsonl import JsonlTracker
@@ -62,6 +64,7 @@ def genetune_search(
     objective_kwargs: dict[str, Any] | None = None,
     mlflow_tracking_uri: str | None = None,
     mlflow_experiment: str | None = None,
+    progress_bar: bool = False,
 ) -> dict[str, Any]:
     """A genetune search whose generations run as chunked Prefect tasks on Dask.
 
@@ -72,7 +75,9 @@ def genetune_search(
     folder to continue (``genetune.Search.resume``). ``objective_kwargs``: build the objective
     as ``objective(**objective_kwargs)`` (a class or factory path). ``mlflow_tracking_uri``:
     mirror the search to MLflow there (experiment ``mlflow_experiment``, default "genetune"),
-    linked from a Prefect artifact. Returns best, result CSV, run folder (and the MLflow run).
+    linked from a Prefect artifact. ``progress_bar``: a tqdm bar per generation on this process's
+    stderr (``genetune run`` and ``genetune demo`` turn it on; a deployment's logs get the
+    per-generation run log lines instead). Returns best, result CSV, run folder (and the MLflow run).
     """
     logger = get_run_logger()
     function = load_objective(objective, objective_kwargs)
@@ -80,6 +85,8 @@ def genetune_search(
     if not os.environ.get("PREFECT_API_URL") and not PREFECT_API_URL.value():
         logger.warning("PREFECT_API_URL is not set: every Dask worker process may start its own ephemeral Prefect server")
     mirror = MLflowTracker(experiment_name=mlflow_experiment, tracking_uri=mlflow_tracking_uri) if mlflow_tracking_uri else None
+    if mirror is not None:
+        announce(f"MLflow: experiment {mirror.experiment_name!r} in {mirror.tracking_uri}")
     link: str | Callable[[], str | None] | None = mlflow_run_url or (mirror.run_url if mirror is not None else None)
     # The MLflow tracker first: its run exists (and has a URL) when the Prefect tracker links it.
     trackers: list[Any] = [*([mirror] if mirror is not None else []), PrefectTracker(mlflow_run_url=link), JsonlTracker()]
@@ -87,10 +94,12 @@ def genetune_search(
         worker = PrefectDaskWorker(task_runner=runner, resources=resources, chunk_size=chunk_size)
         if resume_from:
             folder = find_run_folder(resume_from)
-            result = Search.resume(folder, function, worker_type=worker, trackers=trackers, disable_progress_bar=True, task_timeout=task_timeout)
+            result = Search.resume(
+                folder, function, worker_type=worker, trackers=trackers, disable_progress_bar=not progress_bar, task_timeout=task_timeout
+            )
         else:
             space, config = load_search_space(search_space), load_config(search_config)
-            search = Search(function, space, config, worker_type=worker, trackers=trackers, cache_folder=cache_folder, disable_progress_bar=True)
+            search = Search(function, space, config, worker_type=worker, trackers=trackers, cache_folder=cache_folder, disable_progress_bar=not progress_bar)
             result = search.start(task_timeout=task_timeout)
             assert search.run_folder is not None
             folder = search.run_folder
@@ -101,13 +110,28 @@ def genetune_search(
 def _scheduler(dask_address: str | None, n_workers: int | None, resources: dict[str, float] | None) -> Iterator[str]:
     """The scheduler to use: ``dask_address`` (never stopped), else a local cluster for this run."""
     if dask_address is not None:
+        announce(f"Dask: the scheduler at {dask_address}")
         yield dask_address
         return
-    cluster: LocalCluster = start_local_cluster(n_workers or os.cpu_count() or 1, resources=dict(resources) if resources else None)
+    n = n_workers or os.cpu_count() or 1
+    announce(f"Dask: starting a local cluster of {n} worker process{'es' if n > 1 else ''}")
+    cluster: LocalCluster = start_local_cluster(n, resources=dict(resources) if resources else None)
     try:
         yield cluster.scheduler_address
     finally:
+        _flush_workers(cluster)
         cluster.close()
+
+
+def _flush_workers(cluster: LocalCluster) -> None:
+    """Sends what the workers still queue for the Prefect API (run logs, events) before they
+    stop: otherwise each worker's exit waits on it, and its nanny kills it after 4 s with a warning."""
+    try:
+        with Client(cluster, set_as_default=False) as client:  # type: ignore[no-untyped-call]
+            client.run(flush_to_api)
+    except Exception as err:  # the cluster closes either way; the records are lost, the search is not
+        logger = get_run_logger()
+        logger.warning("Could not flush the Dask workers' Prefect logs: %s: %s", type(err).__name__, err)
 
 
 def _flow_result(result: SearchResult, folder: Path, mirror: MLflowTracker | None) -> dict[str, Any]:

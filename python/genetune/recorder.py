@@ -43,8 +43,7 @@ class Recorder:
         self._folder = folder
         self._log = EvaluationLog(folder)
         self._logged: set[int | str] = set(already_logged)
-        total = config.generations * config.pool_size + int(config.normalize)
-        self._progress = Progress(total, config.generations, progress_disabled, initial=len(replayed))
+        self._progress = Progress(config.generations, config.pool_size, progress_disabled)
         self.stats = GenerationStats([str(d) for d in config.directions], config.normalize)
         for generation in sorted({r["generation"] for r in replayed}):
             self.stats.add_generation(generation, [r for r in replayed if r["generation"] == generation], 0.0)
@@ -56,8 +55,10 @@ class Recorder:
         return row["id"] in self._logged
 
     def replayed(self, row: Row) -> None:
-        """A finished evaluation (or baseline) read back on resume: counted, not logged or announced again."""
-        self._progress.evaluated(row["status"] == "invalid")
+        """A finished evaluation (or baseline) read back on resume: counted in the current
+        generation's progress (when one runs), not logged or announced again."""
+        if row["status"] != "baseline":
+            self._progress.evaluated(row["status"] == "invalid")
 
     def starts(self, candidate_id: int | str, generation: int, params: Any) -> None:
         self._bus.emit("pre_objective", _candidate(candidate_id, generation, params))
@@ -69,9 +70,9 @@ class Recorder:
         self._bus.emit("post_objective", _candidate(row["id"], row["generation"], row["params"]), row)
 
     def baseline(self, row: Row, failed: bool) -> None:
-        """A measured baseline: logged, counted and announced as one evaluation."""
+        """A measured baseline: logged and announced as one evaluation (``failed``: it is not a
+        finite measurement; the progress bars count candidates only)."""
         self._append(row)
-        self._progress.evaluated(failed)
         self.starts(row["id"], row["generation"], row["params"])
         self._bus.emit("post_objective", _candidate(row["id"], row["generation"], row["params"]), row)
 

@@ -7,8 +7,6 @@ it says where to look.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -37,9 +35,11 @@ def run_demo(
     n_workers: int | None = None,
     seed: int = 1,
     dask_address: str | None = None,
+    progress_bar: bool = False,
 ) -> dict[str, Any]:
-    """Runs the ``genetune-gcc-tuning`` flow with everything kept under ``folder``; returns its summary."""
-    logging.getLogger("distributed").setLevel(logging.WARNING)  # the local cluster's chatter
+    """Runs the ``genetune-gcc-tuning`` flow with everything kept under ``folder`` (run folders,
+    the MLflow store and its artifacts); returns its summary. ``progress_bar``: a bar per
+    generation on stderr."""
     root = Path(folder).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     default_generations, default_pool, size, repeats, rounds = QUICK if quick else FULL
@@ -57,6 +57,7 @@ def run_demo(
             dask_address=dask_address,
             cache_folder=str(root / "runs"),
             mlflow_tracking_uri=tracking_uri,
+            progress_bar=progress_bar,
         )
     summary["prefect_api_url"] = None if ephemeral else api_url
     summary["mlflow_store"] = tracking_uri
@@ -86,26 +87,10 @@ def where_to_look(summary: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="genetune demo", description="tune gcc flags for the bundled C kernels (Prefect flow on a local Dask cluster)")
-    parser.add_argument("--folder", default="genetune-demo", help="where results, the MLflow store and run folders go (default ./genetune-demo)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: small kernels, 2 generations of 6")
-    parser.add_argument("--generations", type=int, default=None)
-    parser.add_argument("--pool-size", type=int, default=None)
-    parser.add_argument("--workers", type=int, default=None, help="local Dask worker processes (default: one per core)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--dask-address", default=None, help="use this Dask scheduler instead of a local cluster")
-    args = parser.parse_args(argv)
-    summary = run_demo(
-        args.folder,
-        quick=args.quick,
-        generations=args.generations,
-        pool_size=args.pool_size,
-        n_workers=args.workers,
-        seed=args.seed,
-        dask_address=args.dask_address,
-    )
-    print(where_to_look(summary))
-    return 0
+    """``genetune demo`` (its options: ``genetune demo --help``)."""
+    from genetune.cli import main as cli_main
+
+    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

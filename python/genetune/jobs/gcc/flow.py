@@ -55,6 +55,8 @@ def report_speedups(report: SpeedupReport, run_folder: Path, mlflow_tracking_uri
             client.log_metric(mlflow_run_id, f"speedup_vs_{name}_ci_high", comparison.ci_high)
             client.log_metric(mlflow_run_id, f"speedup_vs_{name}_p_value", comparison.p_value)
         client.set_tag(mlflow_run_id, "genetune.best_flags", " ".join(report.flags))
+        note = client.get_run(mlflow_run_id).data.tags.get("mlflow.note.content", "")
+        client.set_tag(mlflow_run_id, "mlflow.note.content", f"{markdown}\n{note}"[:8000])  # the re-measured speedup first, then the search
         client.log_text(mlflow_run_id, markdown, "speedup.md")
         client.log_dict(mlflow_run_id, report.model_dump(mode="json"), "speedup.json")
     return {k: str(v) for k, v in paths.items()}
@@ -76,6 +78,7 @@ def gcc_tuning(
     mlflow_tracking_uri: str | None = None,
     mlflow_experiment: str = "genetune-gcc",
     space_path: str | None = None,
+    progress_bar: bool = False,
 ) -> dict[str, Any]:
     """Tunes gcc flags for the bundled kernels (``genetune.jobs.gcc``), normalized against -O2,
     then re-measures the winner against -O2 and -O3 over ``rounds`` interleaved rounds.
@@ -83,7 +86,7 @@ def gcc_tuning(
     The search runs as the ``genetune-search`` flow (one Prefect task per chunk of candidates on
     Dask: ``dask_address``, or a local cluster of ``n_workers``). ``size="small"`` and low
     ``repeats``/``rounds`` give a quick smoke run. Returns the search summary plus ``speedup``
-    (the report) and ``report_files``.
+    (the report) and ``report_files``. ``progress_bar``: the search's progress bars on stderr.
     """
     logger = get_run_logger()
     objective_kwargs: dict[str, Any] = {"kernels": list(kernels) if kernels else None, "size": size, "repeats": repeats, "warmup": warmup}
@@ -100,6 +103,7 @@ def gcc_tuning(
         cache_folder=cache_folder,
         mlflow_tracking_uri=mlflow_tracking_uri,
         mlflow_experiment=mlflow_experiment,
+        progress_bar=progress_bar,
     )
     best = summary.get("best")
     if not isinstance(best, dict):
