@@ -282,6 +282,103 @@ def test_resume_refuses_another_space_or_config(tmp_path: Path) -> None:
         gt.Search.resume(tmp_path / "nowhere")
 
 
+KILLED_AT_ONCE = textwrap.dedent(
+    """
+    import os, signal, sys
+    import genetune as gt
+    import objectives as obj
+    from genetune.trackers import JsonlTracker
+
+    def dies(params):  # the process dies during its first evaluation: nothing was ever evaluated
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if __name__ == "__main__":
+        cfg = gt.SearchConfiguration(generations=3, pool_size=8, seed=11)
+        gt.Search(dies, obj.SPACE, cfg, worker_type="sequential", cache_folder=sys.argv[1], trackers=[JsonlTracker(sys.argv[2])],
+                  disable_progress_bar=True, exit_on_failure=False).start()
+    """
+)
+
+
+def test_a_run_folder_killed_before_its_first_evaluation_resumes_with_its_options(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """The first checkpoint exists with the folder; resume restores the constructor's options
+    (trackers, progress bar off, exit_on_failure) unless given."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    script = tmp_path / "dies.py"
+    script.write_text(KILLED_AT_ONCE)
+    cache, events = tmp_path / "runs", tmp_path / "events.jsonl"
+    done = subprocess.run([sys.executable, str(script), str(cache), str(events)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    (folder,) = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.json"]  # no evaluation recorded
+    assert json.loads((folder / "checkpoint.json").read_text())["generation"] == 0
+    capfd.readouterr()
+
+    resumed = gt.Search.resume(folder, obj.quadratic)
+    fresh = search(tmp=tmp_path / "fresh").start()
+    assert table(resumed) == table(fresh)
+    assert "gen 1/3" not in capfd.readouterr().err  # the progress bar stayed off, as the original search said
+    kinds = [json.loads(line)["event"] for line in events.read_text().splitlines()]
+    assert kinds.count("search_starts") == 2 and kinds[-1] == "search_ends"  # the JSONL tracker came back
+    # Options given to resume win over the saved ones.
+    again = gt.Search.resume(folder, obj.quadratic, trackers=[], disable_progress_bar=False)
+    assert table(again) == table(fresh)
+    assert [json.loads(line)["event"] for line in events.read_text().splitlines()].count("search_starts") == 2
+
+
+def test_resume_names_the_trackers_it_could_not_keep(tmp_path: Path) -> None:
+    class Unpicklable:
+        lock = None
+
+        def __init__(self) -> None:
+            import threading
+
+            self.lock = threading.Lock()
+
+        def search_ends(self, reason: str, summary: dict[str, Any]) -> None:
+            pass
+
+    s = search(tmp=tmp_path, trackers=[Unpicklable()])
+    s.start()
+    with pytest.warns(UserWarning, match="without the tracker\\(s\\) Unpicklable"):
+        gt.Search.resume(s.run_folder, obj.quadratic)
+
+
+UNGUARDED = textwrap.dedent(
+    """
+    import genetune as gt
+    import objectives as obj
+
+    print("module level of the main script")
+    result = gt.Search(obj.quadratic, obj.SPACE, {"generations": 2, "pool_size": 6, "seed": 1}, worker_type="native",
+                       disable_progress_bar=True).start(num_workers=2)
+    print("best", result.get_best_result()["score_1"])
+    """
+)
+
+
+def test_a_search_at_the_top_of_a_script_fails_fast_with_the_fix(tmp_path: Path) -> None:
+    """Process workers import the main script again: a search at its top level (no
+    `if __name__ == "__main__":`) fails within seconds with one error naming the fix."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    env["GENETUNE_CACHE_FOLDER"] = str(tmp_path / "runs")
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert elapsed < 60, elapsed  # seconds (~8 s on a loaded 2-core machine), not a hang
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: the process workers died while starting") and 'if __name__ == "__main__":' in last, last
+    assert str(script) in last
+    # The workers stop at the search with one line each, no nested pools or tracebacks of theirs.
+    assert "bootstrapping phase" not in done.stderr and "forkserver.py" not in done.stderr, done.stderr
+    assert done.stderr.count("Search.start() called while a worker process imports the main script") >= 1
+    # Only the real search made a run folder.
+    assert len([p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]) == 1
+
+
 KILLED_SEARCH = textwrap.dedent(
     """
     import sys

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 import time
 import uuid
 import warnings
@@ -25,6 +27,7 @@ from genetune.checkpoint import (
     find_run_folder,
     read_checkpoint,
     versions,
+    write_checkpoint,
 )
 from genetune.config import SearchConfiguration, as_search_configuration
 from genetune.engine import Engine
@@ -38,6 +41,7 @@ from genetune.search_spaces import SearchSpace, compile_space, space_from_spec
 from genetune.settings import get_settings
 from genetune.trackers import TrackerConfig, TrackerTypes, build_trackers
 from genetune.workers import BaseWorker, RunOptions, WorkerTypes, make_worker, worker_from_reference, worker_reference
+from genetune.workers.process import refuse_in_worker_bootstrap
 
 __all__ = ["Search"]
 
@@ -89,17 +93,36 @@ class Search:
         self.exit_on_failure = exit_on_failure
         self.run_folder: Path | None = None
         self.current_generation = 0
+        #: The trackers as the checkpoint keeps them (pickled when the run starts).
+        self._saved_trackers: dict[str, Any] = {"pickled": [], "left_out": []}
 
     # ----- public API --------------------------------------------------------------------------
 
     def start(self, num_workers: int | None = None, task_timeout: float | None = None, **worker_kwargs: Any) -> SearchResult:
         """Runs the search to the end and returns every evaluation. Can be called again: each call
         is a new run (with the same seed, the same result)."""
+        refuse_in_worker_bootstrap("Search.start()")
+        options = RunOptions.checked(num_workers, task_timeout, worker_kwargs)
         engine = Engine(self.search_space, self.search_config)
-        folder = (self.cache_folder or get_settings().cache_folder) / _run_folder_name()
-        folder.mkdir(parents=True, exist_ok=False)
+        self._saved_trackers = _pickled_trackers(self.trackers)
+        folder = self._new_run_folder(engine)
         self.run_folder = folder
-        return self._run(engine, folder, {}, RunOptions.checked(num_workers, task_timeout, worker_kwargs))
+        return self._run(engine, folder, {}, options)
+
+    def _new_run_folder(self, engine: Engine) -> Path:
+        """The run folder, resumable from the moment it exists: made under a temporary name with
+        its first checkpoint (before any evaluation), then renamed."""
+        parent = self.cache_folder or get_settings().cache_folder
+        parent.mkdir(parents=True, exist_ok=True)
+        folder = parent / _run_folder_name()
+        partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", suffix=".partial", dir=parent))
+        try:
+            write_checkpoint(partial, self._payload(engine, []))
+            os.rename(partial, folder)  # refuses an existing folder
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        return folder
 
     def sample(self, num_samples: int = 1) -> list[Any]:
         """``num_samples`` candidates shaped exactly as the objective receives them; nothing is
@@ -142,10 +165,14 @@ class Search:
         returns the complete result. Finished evaluations are read back, never re-run; ones
         that were running when the search died are evaluated again.
 
-        Without ``objective_function`` the objective pickled into the checkpoint is used. Passing
+        The search's constructor options come back from the checkpoint (worker, trackers,
+        ``dump_results``, ``disable_progress_bar``, ``exit_on_failure``) unless passed here;
+        trackers that could not be pickled are left out, with a warning. Without
+        ``objective_function`` the objective pickled into the checkpoint is used. Passing
         ``search_space``/``search_config`` checks them against the checkpoint: a different one is
         refused with :class:`CheckpointMismatchError` unless ``allow_mismatch=True``.
         """
+        refuse_in_worker_bootstrap("Search.resume()")
         folder = find_run_folder(path)
         payload = read_checkpoint(folder)
         _check_matches(folder, payload, search_space, search_config, allow_mismatch)
@@ -155,12 +182,13 @@ class Search:
             space_from_spec(payload["space"]),
             engine.config,
             worker_type=worker_type if worker_type is not None else worker_from_reference(payload["worker"]),
-            trackers=trackers,
+            trackers=trackers if trackers is not None else _saved_trackers(folder, payload),
             cache_folder=folder.parent,
             dump_results=payload.get("dump_results") or None,
-            disable_progress_bar=disable_progress_bar,
+            disable_progress_bar=disable_progress_bar if disable_progress_bar is not None else payload.get("disable_progress_bar"),
             exit_on_failure=payload.get("exit_on_failure", True),
         )
+        search._saved_trackers = _pickled_trackers(search.trackers)
         search.run_folder = folder
         search.current_generation = engine.generation
         finished: dict[Any, Row] = {row["id"]: row for row in EvaluationLog(folder).rows()}
@@ -295,7 +323,11 @@ class Search:
     # ----- pieces ------------------------------------------------------------------------------
 
     def _checkpoint_payload(self, run: _Run) -> dict[str, Any]:
-        engine = run.engine
+        return self._payload(run.engine, run.baselines.rows())
+
+    def _payload(self, engine: Engine, baselines: list[Any]) -> dict[str, Any]:
+        """What ``checkpoint.json`` holds: the engine (RNG included), what it was made for, and
+        the search's constructor options."""
         config = engine.config.model_dump(mode="json")
         spec = compile_space(self.search_space)
         try:
@@ -314,7 +346,9 @@ class Search:
             "worker": worker_reference(self.worker),
             "exit_on_failure": self.exit_on_failure,
             "dump_results": str(self.dump_results) if self.dump_results else None,
-            "baselines": run.baselines.rows(),
+            "baselines": baselines,
+            "disable_progress_bar": self.disable_progress_bar,
+            "trackers": self._saved_trackers,
             "versions": versions(),
         }
 
@@ -390,6 +424,38 @@ def _check_matches(
     saved = payload.get("versions", {}).get("genetune")
     if saved != versions()["genetune"]:
         warnings.warn(f"{folder}: checkpoint written by genetune {saved}, resuming with {versions()['genetune']}", UserWarning, stacklevel=3)
+
+
+def _pickled_trackers(trackers: list[Any]) -> dict[str, Any]:
+    """The trackers for the checkpoint: each one cloudpickled, or named in ``left_out`` when it
+    cannot be (a tracker holding a live context or stream)."""
+    pickled: list[str] = []
+    left_out: list[str] = []
+    for tracker in trackers:
+        try:
+            pickled.append(encode_bytes(cloudpickle.dumps(tracker)))
+        except Exception:
+            left_out.append(type(tracker).__name__)
+    return {"pickled": pickled, "left_out": left_out}
+
+
+def _saved_trackers(folder: Path, payload: dict[str, Any]) -> list[Any]:
+    """The trackers of the checkpoint's search (a warning names those it could not keep)."""
+    saved = payload.get("trackers") or {}
+    trackers: list[Any] = []
+    left_out = list(saved.get("left_out") or [])
+    for blob in saved.get("pickled") or []:
+        try:
+            trackers.append(cloudpickle.loads(decode_bytes(blob)))
+        except Exception as err:
+            left_out.append(f"one that cannot be loaded ({type(err).__name__}: {err})")
+    if left_out:
+        warnings.warn(
+            f"{folder}: resuming without the tracker(s) {', '.join(left_out)} (not picklable); pass trackers= to keep them",
+            UserWarning,
+            stacklevel=3,
+        )
+    return trackers
 
 
 def _saved_objective(folder: Path, payload: dict[str, Any]) -> Callable[[Any], Any]:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar
 
 from pebble import ProcessExpired, ProcessPool
@@ -21,7 +23,44 @@ from genetune.settings import get_settings
 from genetune.shipping import pack, unpack
 from genetune.workers.base import BatchWorker, Candidates, RunOptions
 
-__all__ = ["IsoMultiProcessWorker", "IsolatedWorker", "MultiProcessWorker"]
+__all__ = ["UNGUARDED_MAIN_HINT", "IsoMultiProcessWorker", "IsolatedWorker", "MultiProcessWorker", "refuse_in_worker_bootstrap"]
+
+#: What a script that starts a search at its top level must do (process workers import it again).
+UNGUARDED_MAIN_HINT = (
+    'put the search under `if __name__ == "__main__":` (worker processes started with "spawn" or '
+    '"forkserver" import the main script again, and a search at its top level would start again in each of them)'
+)
+
+
+def refuse_in_worker_bootstrap(what: str) -> None:
+    """Stops a process that is a starting worker importing the parent's main script (which called
+    ``what`` at its top level): one line on stderr instead of a nested pool, and the parent's pool
+    reports the cause (see :func:`broken_pool_error`)."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        print(f"genetune: {what} called while a worker process imports the main script: {UNGUARDED_MAIN_HINT}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
+
+
+def _main_is_reimported(method: str) -> str | None:
+    """The main script worker processes of ``method`` import again (None: they do not)."""
+    if method == "fork":
+        return None
+    main = sys.modules.get("__main__")
+    if main is None or getattr(getattr(main, "__spec__", None), "name", None) is not None:  # `python -m pkg`: not re-run
+        return None
+    path = getattr(main, "__file__", None)
+    return str(path) if path else None
+
+
+def broken_pool_error(err: BrokenProcessPool, method: str) -> RuntimeError:
+    """A clear error for a pool whose worker processes died while starting."""
+    script = _main_is_reimported(method)
+    if script is not None:
+        return RuntimeError(
+            f"the process workers died while starting ({err}). Most likely {script} starts the search at its top level: "
+            f"{UNGUARDED_MAIN_HINT}; or use worker_type=\"sequential\" / start_method=\"fork\""
+        )
+    return RuntimeError(f"the process workers died while starting ({err}); their output above says why")
 
 
 def _evaluate_pickled(token: str, blob: bytes, param_id: int | str, params: Any, num_objectives: int, worker: str) -> Score:
@@ -82,6 +121,8 @@ class MultiProcessWorker(BatchWorker):
             return invalid_score(param_id, params, num_objectives, timeout_reason(timeout), elapsed, worker=self.name)
         except ProcessExpired as err:
             return invalid_score(param_id, params, num_objectives, crash_reason(err.exitcode), elapsed, worker=self.name)
+        except BrokenProcessPool as err:  # no process could start: no candidate can be evaluated
+            raise broken_pool_error(err, self._start_method or get_settings().process_start_method) from None  # the cause is in the message
 
     def __getstate__(self) -> dict[str, Any]:
         # A live pool stays with its process; a restored worker starts its own.
