@@ -47,12 +47,58 @@ def test_bad_jobs_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture
         read_job(write_job(tmp_path), ["no-equals-sign"])
 
 
+def fresh_prefect_env(tmp_path: Path) -> dict[str, str]:
+    """A user's environment: no Prefect, Dask or MLflow setting of the test session, a fresh Prefect home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DASK_", "MLFLOW_"))}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), DO_NOT_TRACK="1")
+    return env
+
+
 @pytest.mark.slow
 def test_genetune_run_executes_the_flow(tmp_path: Path) -> None:
     job = write_job(tmp_path)
-    env = dict(isolate_prefect(dict(os.environ), prefix="genetune-cli-prefect-"))
-    done = subprocess.run([sys.executable, "-m", "genetune", "run", str(job)], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout[done.stdout.index("{") :])
+    done = subprocess.run([sys.executable, "-m", "genetune", "run", str(job)], env=fresh_prefect_env(tmp_path), cwd=tmp_path,
+                          capture_output=True, timeout=300)  # fmt: skip
+    out, err = done.stdout.decode(), done.stderr.decode()  # bytes: tqdm's redraws (\r) stay redraws, not lines
+    assert done.returncode == 0, err[-3000:]
+    summary = json.loads(out[out.index("{") :])
     assert summary["evaluations"] == 12
     assert Path(summary["result_csv"]).is_file() and str(tmp_path / "runs") in summary["run_folder"]
+    # A quiet console: what starts and a progress bar per generation on stderr, the summary on stdout.
+    assert err.count("\n") <= 8, err
+    for needle in ("Traceback", "ERROR", "INFO", "Error logging to API", "database is locked"):
+        assert needle not in err, f"{needle!r} in the console:\n{err}"
+    lines = err.splitlines()
+    assert any(line.startswith("Dask: starting a local cluster of 1 worker process") for line in lines), err
+    for generation in ("gen 1/2", "gen 2/2"):
+        assert any(line.startswith(generation) and "6/6" in line and "best so far" in line for line in lines), err
+
+
+@pytest.mark.slow
+def test_genetune_run_verbose_brings_back_the_libraries_logs(tmp_path: Path) -> None:
+    job = write_job(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "genetune", "run", str(job), "--verbose"], env=fresh_prefect_env(tmp_path), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    err = done.stderr
+    assert "| INFO    | prefect - Starting temporary server" in err, err
+    assert "Beginning flow run" in err and "Finished in state Completed()" in err, err
+    assert "prefect.task_runner.dask - Connecting to an existing Dask cluster" in err, err
+    assert "Traceback" not in err and "Error logging to API" not in err, err
+
+
+def test_console_quiets_the_libraries_through_their_own_settings_and_keeps_yours() -> None:
+    code = (
+        "import os; os.environ['MLFLOW_LOGGING_LEVEL'] = 'DEBUG'; "
+        "from genetune.console import QUIET_ENVIRONMENT, configure_console; configure_console(verbose={v}); "
+        "print({{k: os.environ.get(k) for k in QUIET_ENVIRONMENT}})"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DASK_", "MLFLOW_"))}
+    quiet = subprocess.run([sys.executable, "-c", code.format(v=False)], env=env, capture_output=True, text=True, check=True)
+    assert quiet.stdout.strip() == str(
+        {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING", "DASK_LOGGING__DISTRIBUTED": "warning", "MLFLOW_LOGGING_LEVEL": "DEBUG"}
+    )
+    verbose = subprocess.run([sys.executable, "-c", code.format(v=True)], env=env, capture_output=True, text=True, check=True)
+    assert verbose.stdout.strip() == str(
+        {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": None, "DASK_LOGGING__DISTRIBUTED": None, "MLFLOW_LOGGING_LEVEL": "DEBUG"}
+    )

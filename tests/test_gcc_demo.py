@@ -22,21 +22,38 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def test_demo_end_to_end(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    folder = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DASK_", "MLFLOW_"))}
+    # A fresh Prefect home; telemetry left at Prefect's default (the temporary server turns it off).
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), DO_NOT_TRACK="1")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    folder = cwd / "genetune-demo"  # the default folder
     done = subprocess.run(
-        [sys.executable, "-m", "genetune", "demo", "--quick", "--folder", str(folder), "--workers", "2"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=540,
+        [sys.executable, "-m", "genetune", "demo", "--quick", "--workers", "2"],
+        env=env, cwd=cwd, capture_output=True, timeout=540,
     )
-    output = done.stdout + done.stderr
+    stdout, stderr = done.stdout.decode(), done.stderr.decode()  # bytes: tqdm's redraws (\r) stay redraws, not lines
+    output = stdout + stderr
     assert done.returncode == 0, output[-4000:]
-    assert "genetune demo finished" in done.stdout
-    assert f"mlflow ui --backend-store-uri sqlite:///{folder / 'mlflow.db'}" in done.stdout
-    assert "prefect server start" in done.stdout
+    assert "genetune demo finished" in stdout
+    assert f"mlflow ui --backend-store-uri sqlite:///{folder / 'mlflow.db'}" in stdout
+    assert "prefect server start" in stdout
+
+    # The console: what starts, a progress bar per generation, the report; nothing else.
+    assert output.count("\n") <= 40, output
+    lines = output.splitlines()  # a bar's redraws too
+    for needle in ("Traceback", "ERROR", "Error logging to API", "database is locked", "CommClosedError", "INFO"):
+        assert needle not in output, f"{needle!r} in the console:\n{output}"
+    assert any(line.startswith("Prefect: starting a temporary server") for line in lines), output
+    assert any(line.startswith("Dask: starting a local cluster of 2 worker processes") for line in lines), output
+    assert any(line.startswith("MLflow: experiment 'genetune-gcc'") for line in lines), output
+    for generation in ("gen 1/2", "gen 2/2"):
+        assert any(line.startswith(generation) and "6/6" in line and "best so far" in line and "invalid" in line and ("eval/s" in line or "s/eval" in line) for line in lines), output
+    # Everything the demo writes is under its folder, MLflow's artifacts included.
+    assert sorted(p.name for p in cwd.iterdir()) == ["genetune-demo"]
 
     (run_folder,) = (folder / "runs").iterdir()
-    assert f"result folder  : {run_folder}" in done.stdout
+    assert f"result folder  : {run_folder}" in stdout
     for name in ("results.csv", "evaluations.jsonl", "checkpoint.json", "speedup.json", "speedup.md", "best_flags.txt"):
         assert (run_folder / name).is_file(), name
     df = gt.SearchResult.from_csv(run_folder / "results.csv").get_results()
@@ -71,7 +88,11 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.data.metrics["speedup_vs_O2"] == pytest.approx(report["vs_O2"]["speedup"])
     assert run.data.tags["genetune.best_flags"] == " ".join(report["flags"])
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"speedup.md", "speedup.json"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"speedup.md", "speedup.json", "results.csv"}
+    assert run.info.artifact_uri.startswith((folder / "mlartifacts").as_uri()), run.info.artifact_uri
+    # The run's description says what happened: the re-measured speedup, then the search's summary.
+    note = run.data.tags["mlflow.note.content"]
+    assert note.startswith("# gcc flag tuning: the winner re-measured") and "# genetune search" in note and "## Best configurations" in note
 
     # Prefect: the ephemeral server's database (in PREFECT_HOME) holds both flow runs and the artifacts.
     with sqlite3.connect(tmp_path / "prefect-home" / "prefect.db") as db:

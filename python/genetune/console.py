@@ -34,6 +34,8 @@ QUIET_ENVIRONMENT = {
 
 _LOGGER = "genetune"
 _handler: list[logging.Handler] = []
+_user_set: set[str] = set()  # the quiet settings the user had exported (never overridden)
+_ours: set[str] = set()  # the ones set here
 
 
 def configure_console(verbose: bool = False) -> None:
@@ -41,9 +43,12 @@ def configure_console(verbose: bool = False) -> None:
     ``verbose`` leaves the libraries' INFO logs on."""
     if not verbose:
         for name, value in QUIET_ENVIRONMENT.items():
-            os.environ.setdefault(name, value)
-        if "distributed" in sys.modules:  # imported already: its logging is configured, set the level directly
-            logging.getLogger("distributed").setLevel(logging.WARNING)
+            if name not in os.environ:
+                os.environ[name] = value
+                _ours.add(name)
+            elif name not in _ours:
+                _user_set.add(name)
+        _quiet_imported_libraries()
     logger = logging.getLogger(_LOGGER)
     if not _handler:
         handler = logging.StreamHandler(sys.stderr)
@@ -52,6 +57,22 @@ def configure_console(verbose: bool = False) -> None:
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False  # printed once, by this handler (not again by Prefect's console handler)
+
+
+def _quiet_imported_libraries() -> None:
+    """For libraries imported already (their logging is configured): the same levels, set directly."""
+    if "distributed" in sys.modules and "DASK_LOGGING__DISTRIBUTED" not in _user_set:
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    if "mlflow" in sys.modules and "MLFLOW_LOGGING_LEVEL" not in _user_set:
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+    if "prefect" in sys.modules and "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL" not in _user_set:
+        from prefect.logging.handlers import PrefectConsoleHandler
+
+        loggers = [logging.getLogger(), *(lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+        for logger in loggers:
+            for handler in logger.handlers:
+                if isinstance(handler, PrefectConsoleHandler):
+                    handler.setLevel(logging.WARNING)
 
 
 def announce(message: str) -> None:
