@@ -118,7 +118,7 @@ class Search:
         partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", suffix=".partial", dir=parent))
         try:
             write_checkpoint(partial, self._payload(engine, []))
-            os.rename(partial, folder)  # refuses an existing folder
+            os.rename(partial, folder)  # atomic: the folder appears with its checkpoint (its name is new: time and a random suffix)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
