@@ -11,6 +11,7 @@ spaces and configurations in :mod:`genetune.loading`; both are re-exported here.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -124,14 +125,20 @@ def _scheduler(dask_address: str | None, n_workers: int | None, resources: dict[
 
 
 def _flush_workers(cluster: LocalCluster) -> None:
-    """Sends what the workers still queue for the Prefect API (run logs, events) before they
-    stop: otherwise each worker's exit waits on it, and its nanny kills it after 4 s with a warning."""
+    """Readies this run's own workers to stop: what they still queue for the Prefect API (run
+    logs, events) is sent now, and their processes skip the interpreter's teardown when they exit
+    (seconds on a loaded machine: the nanny kills a worker still exiting after 4 s, with a warning)."""
     try:
         with Client(cluster, set_as_default=False) as client:  # type: ignore[no-untyped-call]
-            client.run(flush_to_api)
+            client.run(_ready_to_stop)
     except Exception as err:  # the cluster closes either way; the records are lost, the search is not
         logger = get_run_logger()
         logger.warning("Could not flush the Dask workers' Prefect logs: %s: %s", type(err).__name__, err)
+
+
+def _ready_to_stop() -> None:
+    flush_to_api()
+    atexit.register(os._exit, 0)  # runs first at exit (atexit is last in, first out): nothing is left to flush
 
 
 def _flow_result(result: SearchResult, folder: Path, mirror: MLflowTracker | None) -> dict[str, Any]:
