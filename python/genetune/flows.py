@@ -14,8 +14,9 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,14 @@ def _flush_workers(cluster: LocalCluster) -> None:
 
 def _ready_to_stop() -> None:
     flush_to_api()
-    atexit.register(os._exit, 0)  # runs first at exit (atexit is last in, first out): nothing is left to flush
+    atexit.register(_exit_now)  # runs first at exit (atexit is last in, first out)
+
+
+def _exit_now() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 def _flow_result(result: SearchResult, folder: Path, mirror: MLflowTracker | None) -> dict[str, Any]:
