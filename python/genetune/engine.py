@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,11 +13,49 @@ from numpy.typing import ArrayLike, NDArray
 
 from genetune._core import Candidate, CoreEngine
 from genetune.config import SearchConfiguration, as_search_configuration
-from genetune.exceptions import ConfigurationError, SearchSpaceExhaustedWarning, StateError, TellError
+from genetune.exceptions import ConfigurationError, SearchSpaceError, SearchSpaceExhaustedWarning, StateError, TellError
 from genetune.scores import score_matrix
+from genetune.jsonable import lenient_json_default
 from genetune.search_spaces import SearchSpace, compile_space, space_from_spec
+from genetune.warm_start import WarmStart, WarmStartPlan, plan_warm_start
 
 __all__ = ["Candidate", "Engine"]
+
+
+def checked_constraints(constraints: Sequence[str] | None) -> list[str]:
+    """The constraint expressions as a list of strings (the engine parses them)."""
+    if constraints is None:
+        return []
+    if isinstance(constraints, str):
+        return [constraints]
+    if not isinstance(constraints, Sequence):
+        raise ConfigurationError(f"constraints must be a list of expression strings, got {type(constraints).__name__}")
+    out = []
+    for i, c in enumerate(constraints):
+        if not isinstance(c, str):
+            raise ConfigurationError(
+                f"constraints[{i}] must be an expression string like 'bx * by <= 1024', got {type(c).__name__} {c!r}"
+            )
+        out.append(c)
+    return out
+
+
+def _plain_json(value: Any, what: str) -> Any:
+    """Candidate params as the engine reads them (numpy scalars as Python ones; NaN refused)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, dict):
+        return {k: _plain_json(v, f"{what}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_json(v, f"{what}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SearchSpaceError(f"{what}: {value} is not a value of the search space")
+    return value
+
+
+def _candidates_json(candidates: list[Any], what: str) -> str:
+    plain = [_plain_json(c, f"{what}[{i}]") for i, c in enumerate(candidates)]
+    return json.dumps(plain, default=lenient_json_default)
 
 
 def _count(n: int | None) -> int | None:
@@ -36,6 +76,11 @@ class Engine:
     The same seed and the same told scores give the same candidates. An engine pickles (and
     ``Engine.from_bytes(engine.to_bytes())`` round-trips) with its RNG, so a restored engine
     continues the identical stream.
+
+    ``constraints``: expressions every candidate satisfies, e.g. ``"bx * by <= 1024"`` or
+    ``"unroll == 0 or vectorize"`` (see README "Constraints"); the engine never proposes a
+    candidate that violates one. ``warm_start``: candidates to evaluate first and/or earlier
+    results to continue from (see :mod:`genetune.warm_start`).
     """
 
     __slots__ = ("_config", "_core", "_exhaustion_reported", "_search_space")
@@ -45,13 +90,27 @@ class Engine:
         search_space: SearchSpace,
         search_config: SearchConfiguration | dict[str, Any],
         seed: int | None = None,
+        *,
+        constraints: Sequence[str] | None = None,
+        warm_start: WarmStart | WarmStartPlan | None = None,
     ) -> None:
         config = as_search_configuration(search_config)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64):
             raise ConfigurationError(f"seed must be an int within [0, 2**64), got {seed!r}")
         spec = compile_space(search_space)
+        checked = checked_constraints(constraints)
+        plan = plan_warm_start(warm_start, config.num_objectives, config.normalize, list_space="list" in spec)
         meta = json.dumps({"config": config.model_dump(mode="json"), "space": spec})
-        core = CoreEngine(json.dumps(spec), json.dumps(config.engine_config()), config.seed if seed is None else seed, meta)
+        core = CoreEngine(
+            json.dumps(spec),
+            json.dumps(config.engine_config()),
+            config.seed if seed is None else seed,
+            meta,
+            checked,
+            _candidates_json(plan.candidates, "warm_start") if plan.candidates else None,
+            _candidates_json([p.params for p in plan.priors], "warm_start (earlier results)") if plan.priors else None,
+            plan.prior_scores(config.num_objectives) if plan.priors else None,
+        )
         self._init(core, config, search_space)
 
     def _init(self, core: CoreEngine, config: SearchConfiguration, search_space: Any) -> None:
@@ -151,8 +210,24 @@ class Engine:
 
     @property
     def space_size(self) -> int | None:
-        """Number of distinct candidates, or None for a space with a continuous range."""
+        """Number of distinct feasible candidates (an inactive parameter counts once, as absent),
+        or None for a space with a continuous range (or, under constraints, too many to count)."""
         return self._core.space_size
+
+    @property
+    def constraints(self) -> list[str]:
+        """The constraint expressions every candidate satisfies."""
+        return self._core.constraints
+
+    @property
+    def constraint_draws(self) -> tuple[int, int]:
+        """Candidates checked against the constraints so far, and how many were rejected."""
+        return self._core.constraint_draws
+
+    @property
+    def prior_count(self) -> int:
+        """Prior evaluations the engine was told at creation (they hold ids ``0..prior_count``)."""
+        return self._core.prior_count
 
     def to_bytes(self) -> bytes:
         """The whole engine state (RNG included) as bytes."""

@@ -8,7 +8,7 @@ import time
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from genetune.checkpoint import (
     versions,
 )
 from genetune.config import SearchConfiguration, as_search_configuration
-from genetune.engine import Engine
+from genetune.engine import Engine, checked_constraints
 from genetune.exceptions import CheckpointMismatchError, ObjectiveReturnError, SearchFailedError
 from genetune.manifest import manifest
 from genetune.recorder import Recorder
@@ -37,6 +37,7 @@ from genetune.scores import Score
 from genetune.search_spaces import SearchSpace, compile_space, space_from_spec
 from genetune.settings import get_settings
 from genetune.trackers import TrackerConfig, TrackerTypes, build_trackers
+from genetune.warm_start import WarmStart, plan_warm_start
 from genetune.workers import BaseWorker, RunOptions, WorkerTypes, make_worker, worker_from_reference, worker_reference
 
 __all__ = ["Search"]
@@ -58,6 +59,9 @@ class Search:
     Every search writes a run folder under ``cache_folder``: an atomic checkpoint after every
     generation and every finished evaluation as it arrives, so :meth:`resume` continues a killed
     search to exactly the table an uninterrupted run gives.
+
+    ``constraints`` and ``warm_start`` are as on :class:`~genetune.Engine`; prior evaluations of
+    a warm start are kept in the result (status ``"prior"``, generation -1), never re-evaluated.
     """
 
     def __init__(
@@ -72,14 +76,20 @@ class Search:
         dump_results: str | os.PathLike[str] | None = None,
         disable_progress_bar: bool | None = None,
         exit_on_failure: bool = True,
+        constraints: Sequence[str] | None = None,
+        warm_start: WarmStart | None = None,
     ) -> None:
         if not callable(objective_function):
             raise TypeError(f"objective_function must be callable, got {type(objective_function).__name__}")
         self.objective_function = objective_function
         self.search_config = as_search_configuration(search_config)
         self.search_space = search_space
-        # Validates the space and configuration now, not at start().
-        Engine(search_space, self.search_config, seed=0)
+        self.constraints = checked_constraints(constraints)
+        self.warm_start = plan_warm_start(
+            warm_start, self.search_config.num_objectives, self.search_config.normalize, list_space=isinstance(search_space, list | tuple)
+        )
+        # Validates the space, configuration, constraints and warm start now, not at start().
+        Engine(search_space, self.search_config, seed=0, constraints=self.constraints, warm_start=self.warm_start)
         self.worker = make_worker(worker_type)
         self.trackers = build_trackers(tracker_config, trackers)
         self.tracker_report: dict[str, str] = {}
@@ -95,11 +105,18 @@ class Search:
     def start(self, num_workers: int | None = None, task_timeout: float | None = None, **worker_kwargs: Any) -> SearchResult:
         """Runs the search to the end and returns every evaluation. Can be called again: each call
         is a new run (with the same seed, the same result)."""
-        engine = Engine(self.search_space, self.search_config)
+        engine = Engine(self.search_space, self.search_config, constraints=self.constraints, warm_start=self.warm_start)
         folder = (self.cache_folder or get_settings().cache_folder) / _run_folder_name()
         folder.mkdir(parents=True, exist_ok=False)
         self.run_folder = folder
-        return self._run(engine, folder, {}, RunOptions.checked(num_workers, task_timeout, worker_kwargs))
+        # Prior evaluations go into the log first, so that a resume reads them back like any row.
+        priors: dict[Any, Row] = {row["id"]: row for row in self.warm_start.prior_rows()}
+        if priors:
+            log = EvaluationLog(folder)
+            for row in priors.values():
+                log.append(row)
+            log.close()
+        return self._run(engine, folder, priors, RunOptions.checked(num_workers, task_timeout, worker_kwargs))
 
     def sample(self, num_samples: int = 1) -> list[Any]:
         """``num_samples`` candidates shaped exactly as the objective receives them; nothing is
@@ -119,7 +136,7 @@ class Search:
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            engine = Engine(self.search_space, config)
+            engine = Engine(self.search_space, config, constraints=self.constraints)
             return [c.params for c in engine.ask(num_samples)]
 
     @classmethod
@@ -160,6 +177,7 @@ class Search:
             dump_results=payload.get("dump_results") or None,
             disable_progress_bar=disable_progress_bar,
             exit_on_failure=payload.get("exit_on_failure", True),
+            constraints=engine.constraints,
         )
         search.run_folder = folder
         search.current_generation = engine.generation
@@ -202,7 +220,8 @@ class Search:
         # On resume: the rows of the generations the checkpoint already completed.
         rows = [r for r in finished.values() if r["status"] != "baseline" and r["generation"] < engine.generation]
         disabled = self.disable_progress_bar if self.disable_progress_bar is not None else get_settings().disable_progress_bar
-        recorder = Recorder(folder, config, self.trackers, disabled, replayed=rows, already_logged=finished.keys())
+        counted = [r for r in rows if r["status"] != "prior"]  # earlier searches' rows are not this run's progress
+        recorder = Recorder(folder, config, self.trackers, disabled, replayed=counted, already_logged=finished.keys())
         spec = compile_space(self.search_space)
         recorder.search_starts(manifest(config.model_dump(mode="json"), spec, engine.parameter_names, engine.seed, str(folder)))
         baselines = Baselines(self.worker, config.num_objectives, config.normalize)
@@ -230,7 +249,8 @@ class Search:
         if generation == 0 and self.exit_on_failure:
             _stop_if_all_failed(generation_rows, run.folder)
         engine.tell([c.id for c in candidates], [told_scores(r) for r in generation_rows])
-        recorder.generation_ends(generation, generation_rows, time.perf_counter() - started, self._checkpoint_payload(run))
+        draws = engine.constraint_draws if self.constraints else None
+        recorder.generation_ends(generation, generation_rows, time.perf_counter() - started, self._checkpoint_payload(run), draws)
         if self.dump_results is not None:
             self._result(run.rows).save(self.dump_results)
 
@@ -280,7 +300,8 @@ class Search:
         stats = run.recorder.stats
         summary = {
             "reason": reason,
-            "evaluations": sum(r["status"] != "baseline" for r in run.rows),
+            "evaluations": sum(r["status"] not in ("baseline", "prior") for r in run.rows),
+            "prior_evaluations": sum(r["status"] == "prior" for r in run.rows),
             "invalid": sum(r["status"] == "invalid" for r in run.rows),
             "generations": run.engine.generation,
             "best": stats.best(),
@@ -313,6 +334,7 @@ class Search:
             "objective": objective,
             "worker": worker_reference(self.worker),
             "exit_on_failure": self.exit_on_failure,
+            "constraints": self.constraints,
             "dump_results": str(self.dump_results) if self.dump_results else None,
             "baselines": run.baselines.rows(),
             "versions": versions(),

@@ -306,7 +306,9 @@ impl PyCoreEngine {
             match json {
                 None => Ok(Vec::new()),
                 Some(text) => serde_json::from_str(&text).map_err(|e| {
-                    SearchSpaceError::new_err(format!("{what} must be a JSON list of candidates: {e}"))
+                    SearchSpaceError::new_err(format!(
+                        "{what} must be a JSON list of candidates: {e}"
+                    ))
                 }),
             }
         };
@@ -318,7 +320,9 @@ impl PyCoreEngine {
                 .map(|a| a.as_array().iter().copied().collect())
                 .unwrap_or_default(),
         };
-        let inner = detached(py, || Engine::create(&space_json, config, seed, meta, setup))?;
+        let inner = detached(py, || {
+            Engine::create(&space_json, config, seed, meta, setup)
+        })?;
         Self::wrap(py, inner)
     }
 
