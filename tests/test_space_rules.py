@@ -87,7 +87,7 @@ def test_malformed_constraints_name_the_parameter_or_the_position() -> None:
     with pytest.raises(gt.SearchSpaceError, match=r"'opt' is a group of parameters"):
         gt.Engine(BLOCKS, cfg(), constraints=["opt is None"])
     with pytest.raises(gt.ConfigurationError, match=r"constraints\[0\] must be an expression string"):
-        gt.Engine(BLOCKS, cfg(), constraints=[lambda p: True])  # type: ignore[list-item]
+        gt.Engine(BLOCKS, cfg(), constraints=[3])  # type: ignore[list-item]
     with pytest.raises(gt.SearchSpaceError, match="unknown parameter"):
         gt.Search(lambda p: 0.0, BLOCKS, cfg(), constraints=["nope > 1"])
 
@@ -107,6 +107,49 @@ def test_constraints_survive_pickling_and_the_stream_continues() -> None:
     a = run_generations(e, random_scorer(9))
     b = run_generations(copy, random_scorer(9))
     assert [[c.params for c in g] for g in a] == [[c.params for c in g] for g in b]
+
+
+def block_rule(p: dict[str, Any]) -> bool:
+    return bool(p["bx"] * p["by"] <= 1024 and p["bx"] % 4 == 0)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_callable_constraints_are_screened_before_candidates_are_handed_out(engine: str) -> None:
+    judged: list[Any] = []
+
+    def rule(p: dict[str, Any]) -> bool:
+        judged.append(p)
+        return block_rule(p)
+
+    e = gt.Engine(BLOCKS, cfg(engine), constraints=[rule, "unroll == 0 or vectorize"])
+    candidates = [c.params for g in run_generations(e, random_scorer(2, e.num_objectives)) for c in g]
+    assert len(candidates) == 60 == len({key_of(p) for p in candidates})
+    assert all(block_rule(p) and (p["unroll"] == 0 or "vectorize" in p) for p in candidates)
+    assert len(judged) > 60  # some were rejected and repaired
+    ids, x = gt.Engine(BLOCKS, cfg(engine), constraints=[block_rule]).ask_array()
+    assert (x[:, 0] * x[:, 1] <= 1024).all()
+
+
+def test_a_callable_no_candidate_satisfies_fails_fast() -> None:
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="no candidate satisfies the constraint function"):
+        gt.Engine(BLOCKS, cfg(), constraints=[lambda p: False])
+    assert time.perf_counter() - started < 30
+
+
+def test_callable_constraints_survive_pickling_and_resume(tmp_path: Path) -> None:
+    e = gt.Engine(BLOCKS, cfg(), constraints=[lambda p: p["bx"] < 8])
+    run_generations(e, random_scorer(1), max_generations=1)
+    copy = pickle.loads(pickle.dumps(e))
+    a = run_generations(e, random_scorer(3))
+    b = run_generations(copy, random_scorer(3))
+    assert [[c.params for c in g] for g in a] == [[c.params for c in g] for g in b]
+    assert all(c.params["bx"] < 8 for g in b for c in g)
+    s = gt.Search(lambda p: float(p["bx"]), BLOCKS, cfg(generations=2), cache_folder=tmp_path, disable_progress_bar=True, constraints=[lambda p: p["by"] > 50])
+    first = s.start()
+    assert s.run_folder is not None
+    again = gt.Search.resume(s.run_folder, disable_progress_bar=True)
+    assert table(again) == table(first) and all(p["by"] > 50 for p in first.get_results()["params"])
 
 
 def test_sample_respects_constraints() -> None:

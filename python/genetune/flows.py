@@ -62,6 +62,8 @@ def genetune_search(
     objective_kwargs: dict[str, Any] | None = None,
     mlflow_tracking_uri: str | None = None,
     mlflow_experiment: str | None = None,
+    constraints: list[str] | None = None,
+    warm_start: list[Any] | dict[str, Any] | str | None = None,
 ) -> dict[str, Any]:
     """A genetune search whose generations run as chunked Prefect tasks on Dask.
 
@@ -72,7 +74,10 @@ def genetune_search(
     folder to continue (``genetune.Search.resume``). ``objective_kwargs``: build the objective
     as ``objective(**objective_kwargs)`` (a class or factory path). ``mlflow_tracking_uri``:
     mirror the search to MLflow there (experiment ``mlflow_experiment``, default "genetune"),
-    linked from a Prefect artifact. Returns best, result CSV, run folder (and the MLflow run).
+    linked from a Prefect artifact. ``constraints``: expressions every candidate satisfies
+    (``"bx * by <= 1024"``). ``warm_start``: candidate dicts to evaluate first and/or paths of
+    earlier results (CSV, Parquet, run folder) to continue from (see ``genetune.warm_start``).
+    Returns best, result CSV, run folder (and the MLflow run).
     """
     logger = get_run_logger()
     function = load_objective(objective, objective_kwargs)
@@ -90,7 +95,17 @@ def genetune_search(
             result = Search.resume(folder, function, worker_type=worker, trackers=trackers, disable_progress_bar=True, task_timeout=task_timeout)
         else:
             space, config = load_search_space(search_space), load_config(search_config)
-            search = Search(function, space, config, worker_type=worker, trackers=trackers, cache_folder=cache_folder, disable_progress_bar=True)
+            search = Search(
+                function,
+                space,
+                config,
+                worker_type=worker,
+                trackers=trackers,
+                cache_folder=cache_folder,
+                disable_progress_bar=True,
+                constraints=constraints,
+                warm_start=warm_start,
+            )
             result = search.start(task_timeout=task_timeout)
             assert search.run_folder is not None
             folder = search.run_folder

@@ -27,7 +27,7 @@ from genetune.checkpoint import (
     versions,
 )
 from genetune.config import SearchConfiguration, as_search_configuration
-from genetune.engine import Engine, checked_constraints
+from genetune.engine import Constraint, Engine, checked_constraints
 from genetune.exceptions import CheckpointMismatchError, ObjectiveReturnError, SearchFailedError
 from genetune.manifest import manifest
 from genetune.recorder import Recorder
@@ -76,7 +76,7 @@ class Search:
         dump_results: str | os.PathLike[str] | None = None,
         disable_progress_bar: bool | None = None,
         exit_on_failure: bool = True,
-        constraints: Sequence[str] | None = None,
+        constraints: Sequence[Constraint] | None = None,
         warm_start: WarmStart | None = None,
     ) -> None:
         if not callable(objective_function):
@@ -166,7 +166,8 @@ class Search:
         folder = find_run_folder(path)
         payload = read_checkpoint(folder)
         _check_matches(folder, payload, search_space, search_config, allow_mismatch)
-        engine = Engine.from_bytes(decode_bytes(payload["engine"]))
+        functions = _saved_constraint_functions(folder, payload)
+        engine = Engine.from_bytes(decode_bytes(payload["engine"]), functions)
         search = cls(
             objective_function if objective_function is not None else _saved_objective(folder, payload),
             space_from_spec(payload["space"]),
@@ -334,7 +335,8 @@ class Search:
             "objective": objective,
             "worker": worker_reference(self.worker),
             "exit_on_failure": self.exit_on_failure,
-            "constraints": self.constraints,
+            "constraints": [c for c in self.constraints if isinstance(c, str)],
+            "constraint_functions": _pickled_functions([c for c in self.constraints if not isinstance(c, str)]),
             "dump_results": str(self.dump_results) if self.dump_results else None,
             "baselines": run.baselines.rows(),
             "versions": versions(),
@@ -423,3 +425,19 @@ def _saved_objective(folder: Path, payload: dict[str, Any]) -> Callable[[Any], A
     except Exception as err:
         raise ValueError(f"{folder}: the saved objective cannot be loaded ({err}); pass objective_function") from err
     return objective
+
+
+def _pickled_functions(functions: list[Any]) -> str | None:
+    """Callable constraints for the checkpoint (None when there are none)."""
+    return encode_bytes(cloudpickle.dumps(functions)) if functions else None
+
+
+def _saved_constraint_functions(folder: Path, payload: dict[str, Any]) -> list[Callable[[Any], Any]]:
+    """The callable constraints pickled into the checkpoint."""
+    if not payload.get("constraint_functions"):
+        return []
+    try:
+        functions: list[Callable[[Any], Any]] = cloudpickle.loads(decode_bytes(payload["constraint_functions"]))
+    except Exception as err:
+        raise ValueError(f"{folder}: the saved constraint functions cannot be loaded ({err})") from err
+    return functions

@@ -192,6 +192,8 @@ struct State {
     told: Vec<bool>,
     n_told: usize,
     n_asked: usize,
+    /// Batch positions an outside constraint (a Python callable) accepted; empty when none is used.
+    screened: Vec<bool>,
     #[serde(with = "sorted_keys")]
     seen: SeenSet,
     /// Every evaluated candidate in id order, kept for the surrogate (empty without one).
@@ -280,6 +282,7 @@ impl Engine {
             told: Vec::new(),
             n_told: 0,
             n_asked: 0,
+            screened: Vec::new(),
             seen: SeenSet::default(),
             archive: Pop::default(),
             exhausted: false,
@@ -450,6 +453,96 @@ impl Engine {
         };
         self.state.n_asked = end;
         start..end
+    }
+
+    /// Batch positions not yet asked that an outside constraint has not accepted yet.
+    pub fn unscreened(&self) -> Vec<usize> {
+        (self.state.n_asked..self.state.batch.len())
+            .filter(|&p| !self.state.screened.get(p).copied().unwrap_or(false))
+            .collect()
+    }
+
+    /// The verdict of an outside constraint on not-yet-asked batch positions: `accepted` ones
+    /// are kept; each `rejected` one is replaced by a repaired candidate (small mutations) or a
+    /// fresh random one, which the constraint has yet to see, or dropped when none is left. Rejected
+    /// candidates stay in the dedup set, so they are never proposed again. Returns how many were
+    /// dropped.
+    pub fn screen(&mut self, accepted: &[usize], rejected: &[usize]) -> Result<usize> {
+        let len = self.state.batch.len();
+        for &p in accepted.iter().chain(rejected) {
+            if p < self.state.n_asked || p >= len {
+                return Err(Error::InvalidTell(format!(
+                    "batch position {p} is not an unasked candidate of the current generation"
+                )));
+            }
+        }
+        self.state.screened.resize(len, false);
+        for &p in accepted {
+            self.state.screened[p] = true;
+        }
+        self.state.draws += accepted.len() as u64;
+        let n = self.num_params();
+        let eta = self.state.config.mutation_eta;
+        let mut dropped = Vec::new();
+        for &p in rejected {
+            self.state.draws += 1;
+            self.state.rejected += 1;
+            let b = &self.state.batch;
+            let (mut x, mut on) = (
+                b.x[p * n..(p + 1) * n].to_vec(),
+                b.on[p * n..(p + 1) * n].to_vec(),
+            );
+            // Half the replacements are small repairs of the rejected candidate, half fresh
+            // draws: repairs alone can stay stuck in a region the constraint rejects.
+            let repaired = if self.state.rng.random::<bool>() {
+                self.make_unique(&mut x, &mut on, eta)
+            } else {
+                self.fresh_random(&mut x, &mut on)
+            };
+            if repaired {
+                let b = &mut self.state.batch;
+                b.x[p * n..(p + 1) * n].copy_from_slice(&x);
+                b.on[p * n..(p + 1) * n].copy_from_slice(&on);
+                self.state.screened[p] = false;
+            } else {
+                dropped.push(p);
+            }
+        }
+        if !dropped.is_empty() {
+            self.drop_unasked(&dropped);
+        }
+        Ok(dropped.len())
+    }
+
+    /// Removes unasked batch positions; the later unasked candidates take their ids (nobody has
+    /// seen those yet), so a generation's ids stay contiguous.
+    fn drop_unasked(&mut self, positions: &[usize]) {
+        let (n, m) = (self.num_params(), self.num_objectives());
+        let old = std::mem::take(&mut self.state.batch);
+        let base = old.ids.first().copied().unwrap_or(self.state.next_id);
+        let (told, screened) = (
+            std::mem::take(&mut self.state.told),
+            std::mem::take(&mut self.state.screened),
+        );
+        let mut kept = Pop::default();
+        for i in 0..old.len() {
+            if positions.contains(&i) {
+                continue;
+            }
+            let at = kept.len();
+            kept.push_from(&old, i, n, m);
+            kept.ids[at] = base + at as u64;
+            self.state.told.push(told[i]);
+            self.state
+                .screened
+                .push(screened.get(i).copied().unwrap_or(false));
+        }
+        self.state.next_id = base + kept.len() as u64;
+        self.state.batch = kept;
+        self.state.exhausted = true;
+        if self.state.batch.len() == 0 {
+            self.state.done = true;
+        }
     }
 
     /// Batch positions asked but not yet told.
@@ -668,6 +761,7 @@ impl Engine {
         self.state.batch.clear();
         self.state.generation += 1;
         self.state.told.clear();
+        self.state.screened.clear();
         self.state.n_told = 0;
         self.state.n_asked = 0;
         if self.state.exhausted || self.state.generation >= cfg.generations {
@@ -1390,6 +1484,7 @@ impl Engine {
             || !consistent(&state.batch)
             || !consistent(&state.archive)
             || state.told.len() != state.batch.len()
+            || state.screened.len() > state.batch.len()
             || state.n_asked > state.batch.len()
         {
             return Err(Error::InvalidState(
@@ -1946,6 +2041,53 @@ mod tests {
             err.contains("['a']: warm_start[0]: 9 is not a value"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn screening_repairs_rejected_candidates_and_drops_them_when_none_is_left() {
+        let mut e = Engine::new(
+            SMALL,
+            config(Algorithm::Ga, 1, 6, 20),
+            Some(2),
+            String::new(),
+        )
+        .unwrap();
+        let mut told = 0;
+        let mut rejected_keys = HashSet::new();
+        while !e.done() {
+            // An outside rule: a must be even. Screen until every unasked candidate passes.
+            loop {
+                let todo = e.unscreened();
+                if todo.is_empty() {
+                    break;
+                }
+                let (ok, bad): (Vec<usize>, Vec<usize>) = todo.into_iter().partition(|&p| {
+                    let (_, x, _) = e.candidate(p);
+                    x[0] as i64 % 2 == 0
+                });
+                for &p in &bad {
+                    let (_, x, on) = e.candidate(p);
+                    rejected_keys.insert(format!("{x:?}{on:?}"));
+                }
+                e.screen(&ok, &bad).unwrap();
+            }
+            let r = e.ask(None);
+            let mut c = vec![0.0; r.len() * 2];
+            let ids = e.fill_columns(r.clone(), &mut c);
+            assert_eq!(ids, (ids[0]..ids[0] + ids.len() as u64).collect::<Vec<_>>());
+            for p in r {
+                let (_, x, on) = e.candidate(p);
+                assert!(x[0] as i64 % 2 == 0);
+                assert!(!rejected_keys.contains(&format!("{x:?}{on:?}")));
+            }
+            told += ids.len();
+            let s: Vec<f64> = c.chunks(2).map(|r| r[0]).collect();
+            e.tell(&ids, &s).unwrap();
+        }
+        // a in {0, 2} times b in {x, y, absent}: 6 candidates pass the rule.
+        assert_eq!(told, 6);
+        assert!(e.exhausted());
+        assert!(e.screen(&[99], &[]).is_err());
     }
 
     #[test]

@@ -358,6 +358,26 @@ impl PyCoreEngine {
         Ok((ids.into_pyarray(py), x.into_pyarray(py)))
     }
 
+    /// Not-yet-asked candidates an outside constraint has not accepted yet, with their batch
+    /// positions.
+    fn unscreened(&self, py: Python<'_>) -> PyResult<(Vec<usize>, Vec<Py<PyCandidate>>)> {
+        let positions = self.inner.unscreened();
+        let candidates = self.candidates(py, positions.iter().copied())?;
+        Ok((positions, candidates))
+    }
+
+    /// An outside constraint's verdict on batch positions: rejected ones are repaired in place
+    /// (or dropped when none is left); returns how many were dropped.
+    fn screen(
+        &mut self,
+        py: Python<'_>,
+        accepted: Vec<usize>,
+        rejected: Vec<usize>,
+    ) -> PyResult<usize> {
+        let inner = &mut self.inner;
+        detached(py, || inner.screen(&accepted, &rejected))
+    }
+
     /// Candidates asked but not yet told.
     fn pending(&self, py: Python<'_>) -> PyResult<Vec<Py<PyCandidate>>> {
         self.candidates(py, self.inner.pending().into_iter())
