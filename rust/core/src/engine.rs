@@ -525,14 +525,14 @@ impl Engine {
             std::mem::take(&mut self.state.screened),
         );
         let mut kept = Pop::default();
-        for i in 0..old.len() {
+        for (i, &was_told) in told.iter().enumerate() {
             if positions.contains(&i) {
                 continue;
             }
             let at = kept.len();
             kept.push_from(&old, i, n, m);
             kept.ids[at] = base + at as u64;
-            self.state.told.push(told[i]);
+            self.state.told.push(was_told);
             self.state
                 .screened
                 .push(screened.get(i).copied().unwrap_or(false));

@@ -787,8 +787,8 @@ impl Space {
         while k < order.len() {
             let g = order[k];
             k += 1;
-            for i in 0..n {
-                for c in &self.conditions[i] {
+            for (i, conds) in self.conditions.iter().enumerate() {
+                for c in conds {
                     if c.gate == g {
                         pending[i] -= 1;
                         if pending[i] == 0 {
