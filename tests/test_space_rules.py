@@ -307,6 +307,18 @@ def test_another_space_is_used_only_when_its_parameters_map_by_name(tmp_path: Pa
         gt.Engine({"x": SPACE["x"], "y": SPACE["y"]}, cfg(), warm_start=first)
 
 
+def test_priors_from_a_flat_space_ignore_values_the_gated_space_makes_inactive(tmp_path: Path) -> None:
+    flat = {"a": ss.choice([0, 1]), "b": ss.range(0, 3)}
+    first = gt.Search(lambda p: float(p["b"]), flat, cfg(generations=1, pool_size=8), cache_folder=tmp_path, disable_progress_bar=True).start()
+    gated = {"a": ss.choice([0, 1]), "b": ss.range(0, 3, when={"a": 1})}
+    e = gt.Engine(gated, cfg(pool_size=6), warm_start=first)
+    assert e.prior_count == 8
+    # 5 distinct candidates: a=0 (b inactive) and a=1 with 4 values of b; the 8 priors cover all of them.
+    assert e.space_size == 5 and e.done
+    with pytest.raises(gt.SearchSpaceError, match="given although its when= condition does not hold"):
+        gt.Engine(gated, cfg(), warm_start=[{"a": 0, "b": 1}])
+
+
 class Stats(BaseTracker):
     def __init__(self) -> None:
         self.stats: list[dict[str, Any]] = []

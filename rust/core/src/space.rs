@@ -930,12 +930,14 @@ impl Space {
     }
 
     /// A candidate's genes from its params (a JSON value shaped as the objective receives it);
-    /// errors name the path. Inactive parameters must be absent; constraints must hold.
+    /// errors name the path. With `strict`, inactive parameters must be absent and the
+    /// constraints must hold; without (an earlier evaluation, mapped by name), a value given for
+    /// an inactive parameter is ignored.
     pub fn encode(
         &self,
         value: &serde_json::Value,
         what: &str,
-        check_constraints: bool,
+        strict: bool,
     ) -> Result<(Vec<f64>, Vec<bool>)> {
         let n = self.params.len();
         let (mut x, mut on) = (vec![0.0; n], vec![false; n]);
@@ -944,7 +946,7 @@ impl Space {
         self.active_into(&x, &on, &mut active);
         for i in 0..n {
             let p = &self.params[i];
-            if on[i] && !active[i] {
+            if strict && on[i] && !active[i] {
                 return Err(Error::space(
                     &p.path,
                     format!("{what}: given although its when= condition does not hold"),
@@ -961,7 +963,7 @@ impl Space {
                 on[i] = true;
             }
         }
-        if !check_constraints {
+        if !strict {
             return Ok((x, on));
         }
         if let Some(c) = self.constraints.iter().find(|c| {
