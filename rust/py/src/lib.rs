@@ -520,11 +520,6 @@ impl PyCoreEngine {
     fn constraints(&self) -> Vec<String> {
         self.inner.constraints().to_vec()
     }
-    /// Each parameter's name as constraint expressions and `when=` write it (`a.b`).
-    #[getter]
-    fn parameter_names(&self) -> Vec<String> {
-        self.inner.space().names()
-    }
     /// Number of distinct feasible candidates (`None` if infinite, or too many to count under
     /// constraints).
     #[getter]
