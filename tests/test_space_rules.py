@@ -13,6 +13,8 @@ import pytest
 
 import genetune as gt
 import genetune.search_spaces as ss
+from genetune.jobs.gcc.flow import WARM_START, warm_start_candidates
+from genetune.jobs.gcc.space import SPACE_PATH
 from genetune.loading import load_search_space
 from genetune.trackers import BaseTracker
 from engine_support import key_of, quietly_exhausting, random_scorer, run_generations
@@ -225,8 +227,6 @@ def test_yaml_friendly_form_supports_when(tmp_path: Path) -> None:
 
 
 def test_gcc_space_gates_valued_flags_on_their_switch() -> None:
-    from genetune.jobs.gcc.space import SPACE_PATH
-
     space = load_search_space(SPACE_PATH)
     assert isinstance(space, dict)
     assert space["max_unroll_times"].when == "unroll_loops"
@@ -234,6 +234,13 @@ def test_gcc_space_gates_valued_flags_on_their_switch() -> None:
     for g in run_generations(e, random_scorer(1)):
         for c in g:
             assert "max_unroll_times" not in c.params or "unroll_loops" in c.params
+
+
+def test_gcc_job_warm_starts_with_what_the_space_can_express() -> None:
+    space = load_search_space(SPACE_PATH)
+    assert warm_start_candidates(space) == [dict(c) for c in WARM_START]
+    without_native = {**space, "march": ss.choice(["-march=x86-64", "-march=x86-64-v2"])}
+    assert warm_start_candidates(without_native) == [{"opt_level": "-O3", "march": "-march=x86-64"}]
 
 
 # ----- warm start --------------------------------------------------------------------------------

@@ -88,7 +88,9 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, SyntaxError> {
     let mut i = 0;
     let err = |pos: usize, message: String| SyntaxError { pos, message };
     while i < chars.len() {
-        let (pos, c) = chars[i];
+        // Positions in messages count characters, not bytes.
+        let (byte, c) = chars[i];
+        let pos = i;
         if c.is_whitespace() {
             i += 1;
             continue;
@@ -177,7 +179,7 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, SyntaxError> {
             out.push((Tok::Ident(s), pos));
             continue;
         }
-        let rest = &text[pos..];
+        let rest = &text[byte..];
         match OPS.iter().find(|op| rest.starts_with(**op)) {
             Some(&"!") | None => return Err(err(pos, format!("unexpected character {c:?}"))),
             Some(op) => {
@@ -186,7 +188,7 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, SyntaxError> {
             }
         }
     }
-    out.push((Tok::End, text.len()));
+    out.push((Tok::End, chars.len()));
     Ok(out)
 }
 
@@ -837,6 +839,8 @@ mod tests {
         assert_eq!(parse("a $ b").unwrap_err().pos, 2);
         assert_eq!(parse("a b").unwrap_err().pos, 2);
         assert_eq!(parse("'open").unwrap_err().pos, 0);
+        // Characters, not bytes.
+        assert_eq!(parse("größe > ").unwrap_err().pos, 8);
     }
 
     #[test]
