@@ -13,7 +13,6 @@ import pytest
 
 import genetune as gt
 import genetune.search_spaces as ss
-from genetune.jobs.gcc.flow import WARM_START, warm_start_candidates
 from genetune.jobs.gcc.space import SPACE_PATH
 from genetune.loading import load_search_space
 from genetune.trackers import BaseTracker
@@ -147,7 +146,7 @@ def test_callable_constraints_survive_pickling_and_resume(tmp_path: Path) -> Non
     b = run_generations(copy, random_scorer(3))
     assert [[c.params for c in g] for g in a] == [[c.params for c in g] for g in b]
     assert all(c.params["bx"] < 8 for g in b for c in g)
-    s = gt.Search(lambda p: float(p["bx"]), BLOCKS, cfg(generations=2), cache_folder=tmp_path, disable_progress_bar=True, constraints=[lambda p: p["by"] > 50])
+    s = gt.Search(lambda p: float(p["bx"]), BLOCKS, cfg(generations=2), worker_type="sequential", cache_folder=tmp_path, disable_progress_bar=True, constraints=[lambda p: p["by"] > 50])
     first = s.start()
     assert s.run_folder is not None
     again = gt.Search.resume(s.run_folder, disable_progress_bar=True)
@@ -237,6 +236,8 @@ def test_gcc_space_gates_valued_flags_on_their_switch() -> None:
 
 
 def test_gcc_job_warm_starts_with_what_the_space_can_express() -> None:
+    from genetune.jobs.gcc.flow import WARM_START, warm_start_candidates  # loads Prefect
+
     space = load_search_space(SPACE_PATH)
     assert warm_start_candidates(space) == [dict(c) for c in WARM_START]
     without_native = {**space, "march": ss.choice(["-march=x86-64", "-march=x86-64-v2"])}
@@ -254,7 +255,7 @@ def quadratic(p: dict[str, Any]) -> float:
 
 def test_warm_start_candidates_are_evaluated_first(tmp_path: Path) -> None:
     warm = [{"x": 31, "y": 7, "flag": "-f"}, {"x": 0, "y": 0}]
-    result = gt.Search(quadratic, SPACE, cfg(generations=2, pool_size=6), cache_folder=tmp_path, disable_progress_bar=True, warm_start=warm).start()
+    result = gt.Search(quadratic, SPACE, cfg(generations=2, pool_size=6), worker_type="sequential", cache_folder=tmp_path, disable_progress_bar=True, warm_start=warm).start()
     first = result.get_results().sort_values("id").head(2)
     assert list(first["params"]) == warm and list(first["generation"]) == [0, 0]
     assert result.get_best_result()["score_1"] == 0.0
@@ -276,7 +277,7 @@ def counting(calls: list[Any]) -> Any:
 
 @pytest.mark.parametrize("source", ["result", "csv", "parquet", "folder"])
 def test_earlier_results_are_told_not_evaluated_again(tmp_path: Path, source: str) -> None:
-    earlier = gt.Search(quadratic, SPACE, cfg(generations=3, pool_size=8), cache_folder=tmp_path / "a", disable_progress_bar=True)
+    earlier = gt.Search(quadratic, SPACE, cfg(generations=3, pool_size=8), worker_type="sequential", cache_folder=tmp_path / "a", disable_progress_bar=True)
     first = earlier.start()
     assert earlier.run_folder is not None
     warm: Any = {
@@ -305,7 +306,7 @@ def test_earlier_results_are_told_not_evaluated_again(tmp_path: Path, source: st
 
 
 def test_another_space_is_used_only_when_its_parameters_map_by_name(tmp_path: Path) -> None:
-    first = gt.Search(quadratic, SPACE, cfg(generations=1, pool_size=6), cache_folder=tmp_path, disable_progress_bar=True).start()
+    first = gt.Search(quadratic, SPACE, cfg(generations=1, pool_size=6), worker_type="sequential", cache_folder=tmp_path, disable_progress_bar=True).start()
     wider = {**SPACE, "z": ss.range(0, 3, knockout_prob=0.5)}
     gt.Engine(wider, cfg(), warm_start=first)  # z absent in the earlier rows: maps by name
     with pytest.raises(gt.SearchSpaceError, match=r"search_space\['z'\]: prior evaluation 0: missing"):
@@ -316,7 +317,7 @@ def test_another_space_is_used_only_when_its_parameters_map_by_name(tmp_path: Pa
 
 def test_priors_from_a_flat_space_ignore_values_the_gated_space_makes_inactive(tmp_path: Path) -> None:
     flat = {"a": ss.choice([0, 1]), "b": ss.range(0, 3)}
-    first = gt.Search(lambda p: float(p["b"]), flat, cfg(generations=1, pool_size=8), cache_folder=tmp_path, disable_progress_bar=True).start()
+    first = gt.Search(lambda p: float(p["b"]), flat, cfg(generations=1, pool_size=8), worker_type="sequential", cache_folder=tmp_path, disable_progress_bar=True).start()
     gated = {"a": ss.choice([0, 1]), "b": ss.range(0, 3, when={"a": 1})}
     e = gt.Engine(gated, cfg(pool_size=6), warm_start=first)
     assert e.prior_count == 8
@@ -336,7 +337,7 @@ class Stats(BaseTracker):
 
 def test_generation_stats_report_the_rejection_rate(tmp_path: Path) -> None:
     tracker = Stats()
-    gt.Search(quadratic, SPACE, cfg(generations=2), cache_folder=tmp_path, disable_progress_bar=True, trackers=[tracker], constraints=["x + y < 20"]).start()
+    gt.Search(quadratic, SPACE, cfg(generations=2), worker_type="sequential", cache_folder=tmp_path, disable_progress_bar=True, trackers=[tracker], constraints=["x + y < 20"]).start()
     assert len(tracker.stats) == 2
     assert 0.0 < tracker.stats[-1]["constraint_rejection_rate"] < 1.0
     assert tracker.stats[-1]["constraint_draws"] > 20
@@ -348,7 +349,7 @@ class Stop(Exception):
 
 def test_resume_with_constraints_when_and_warm_start_gives_the_identical_table(tmp_path: Path) -> None:
     space = {**SPACE, "times": ss.range(2, 8, 2, when="flag")}
-    earlier = gt.Search(quadratic, space, cfg(generations=2, pool_size=6), cache_folder=tmp_path / "a", disable_progress_bar=True).start()
+    earlier = gt.Search(quadratic, space, cfg(generations=2, pool_size=6), worker_type="sequential", cache_folder=tmp_path / "a", disable_progress_bar=True).start()
     kw: dict[str, Any] = {
         "constraints": ["x + y <= 50", "times is None or times < 8"],
         "warm_start": [earlier, {"x": 30, "y": 8, "flag": "-f", "times": 4}],
@@ -368,7 +369,7 @@ def test_resume_with_constraints_when_and_warm_start_gives_the_identical_table(t
     assert killed.run_folder is not None
     again: list[Any] = []
     resumed = gt.Search.resume(killed.run_folder, counting(again), worker_type="sequential", disable_progress_bar=True)
-    fresh = gt.Search(quadratic, space, cfg(generations=4, pool_size=8), cache_folder=tmp_path / "c", **kw).start()
+    fresh = gt.Search(quadratic, space, cfg(generations=4, pool_size=8), worker_type="sequential", cache_folder=tmp_path / "c", **kw).start()
     assert table(resumed) == table(fresh)
     assert len(again) == 32 - 16  # the generations finished before the stop are read back
     rows = resumed.get_results()
