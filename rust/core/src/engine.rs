@@ -2264,7 +2264,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(60))]
+            #![proptest_config(ProptestConfig::with_cases(150))]
             #[test]
             fn constraints_and_conditions_hold_for_every_engine((space_json, kinds, gates, atoms, any_of) in gated_space(), seed in any::<u64>(), algo in 0u8..6, cut in 0u32..4) {
                 let algorithm = [Algorithm::Ga, Algorithm::Nsga2, Algorithm::Nsga3][algo as usize % 3];
