@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml
 STAMP := $(VENV)/.genetune-installed
 
-.PHONY: help demo install build test test-rust test-python bench bench-overhead bench-quality bench-budget bench-model bench-dask bench-gcc lint clean
+.PHONY: help demo install build test test-rust test-python bench bench-overhead bench-quality bench-budget bench-model bench-dask bench-gcc bench-space-rules lint clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -62,6 +62,9 @@ bench-dask: $(STAMP) ## DaskWorker and the Prefect flow vs plain client.map: ove
 
 bench-gcc: $(VENV)/.bench-installed ## the gcc job: genetune vs Optuna TPE vs random search at equal budgets
 	$(PY) benches/bench_gcc.py $(BENCH_ARGS)
+
+bench-space-rules: $(STAMP) ## when= vs a flat encoding, warm start vs cold, and the cost of constraint checking (a minute)
+	$(PY) benches/bench_space_rules.py $(BENCH_ARGS)
 
 lint: ## rustfmt, clippy
 	cargo fmt --all -- --check

@@ -38,6 +38,12 @@ def test_job_paths_resolve_against_the_job_file_and_overrides_apply(tmp_path: Pa
     assert params["chunk_size"] == 2 and params["search_config"] == {"generations": 1} and params["objective"] == "mod:fn"
 
 
+def test_job_files_take_constraints_and_a_warm_start_path(tmp_path: Path) -> None:
+    (tmp_path / "earlier").mkdir()
+    params = read_job(write_job(tmp_path, constraints=["x <= 20"], warm_start="earlier"))
+    assert params["constraints"] == ["x <= 20"] and params["warm_start"] == str(tmp_path / "earlier")
+
+
 def test_bad_jobs_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "job.json").write_text(json.dumps({"objective": "m:f"}))
     assert main(["run", str(tmp_path / "job.json")]) == 2

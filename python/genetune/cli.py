@@ -4,7 +4,8 @@
 Prefect 3 has no ``prefect flow run``; this is the one-command equivalent. A job file (YAML or
 JSON) holds the flow's parameters: ``objective``, ``search_space``, ``search_config`` and
 optionally ``dask_address``, ``resources``, ``chunk_size``, ``task_timeout``, ``cache_folder``,
-``resume_from``, ``n_workers``, ``mlflow_run_url``. Relative file paths in it are resolved
+``resume_from``, ``n_workers``, ``mlflow_run_url``, ``constraints`` (a list of expressions),
+``warm_start`` (candidate dicts and/or earlier results). Relative file paths in it are resolved
 against the job file's folder. ``--set key=value`` overrides a parameter (value parsed as JSON
 when it parses, else kept as a string).
 
@@ -27,7 +28,7 @@ from genetune.loading import read_document
 
 __all__ = ["main", "read_job"]
 
-_PATH_PARAMETERS = ("search_space", "search_config", "cache_folder", "resume_from")
+_PATH_PARAMETERS = ("search_space", "search_config", "cache_folder", "resume_from", "warm_start")
 
 
 def read_job(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> dict[str, Any]:

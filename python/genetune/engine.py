@@ -3,19 +3,73 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
+
+import cloudpickle
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from genetune._core import Candidate, CoreEngine
 from genetune.config import SearchConfiguration, as_search_configuration
-from genetune.exceptions import ConfigurationError, SearchSpaceExhaustedWarning, StateError, TellError
+from genetune.exceptions import ConfigurationError, SearchSpaceError, SearchSpaceExhaustedWarning, StateError, TellError
 from genetune.scores import score_matrix
+from genetune.jsonable import lenient_json_default
 from genetune.search_spaces import SearchSpace, compile_space, space_from_spec
+from genetune.warm_start import WarmStart, WarmStartPlan, plan_warm_start
 
-__all__ = ["Candidate", "Engine"]
+__all__ = ["Candidate", "Constraint", "Engine"]
+
+#: A constraint: an expression string (evaluated in the engine) or a callable ``params -> bool``
+#: (evaluated in Python on each generation's candidates before they are handed out).
+Constraint: TypeAlias = str | Callable[[Any], Any]
+#: A screening pass gives up after this many rejections without one accepted candidate.
+_INFEASIBLE_AFTER = 10_000
+_SCREEN_ROUNDS = 1_000
+
+
+def checked_constraints(constraints: Sequence[Constraint] | Constraint | None) -> list[Constraint]:
+    """The constraints as a list: expression strings (the engine parses them) and callables."""
+    if constraints is None:
+        return []
+    if isinstance(constraints, str) or callable(constraints):
+        return [constraints]
+    if not isinstance(constraints, Sequence):
+        raise ConfigurationError(f"constraints must be a list of expression strings or callables, got {type(constraints).__name__}")
+    out: list[Constraint] = []
+    for i, c in enumerate(constraints):
+        if not isinstance(c, str) and not callable(c):
+            raise ConfigurationError(
+                f"constraints[{i}] must be an expression string like 'bx * by <= 1024' or a callable params -> bool, "
+                f"got {type(c).__name__} {c!r}"
+            )
+        out.append(c)
+    return out
+
+
+def _split(constraints: list[Constraint]) -> tuple[list[str], list[Callable[[Any], Any]]]:
+    return [c for c in constraints if isinstance(c, str)], [c for c in constraints if not isinstance(c, str)]
+
+
+def _plain_json(value: Any, what: str) -> Any:
+    """Candidate params as the engine reads them (numpy scalars as Python ones; NaN refused)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, dict):
+        return {k: _plain_json(v, f"{what}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_json(v, f"{what}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SearchSpaceError(f"{what}: {value} is not a value of the search space")
+    return value
+
+
+def _candidates_json(candidates: list[Any], what: str) -> str:
+    plain = [_plain_json(c, f"{what}[{i}]") for i, c in enumerate(candidates)]
+    return json.dumps(plain, default=lenient_json_default)
 
 
 def _count(n: int | None) -> int | None:
@@ -36,35 +90,82 @@ class Engine:
     The same seed and the same told scores give the same candidates. An engine pickles (and
     ``Engine.from_bytes(engine.to_bytes())`` round-trips) with its RNG, so a restored engine
     continues the identical stream.
+
+    ``constraints``: expressions every candidate satisfies, e.g. ``"bx * by <= 1024"`` or
+    ``"unroll == 0 or vectorize"`` (see README "Constraints"); the engine never proposes a
+    candidate that violates one. ``warm_start``: candidates to evaluate first and/or earlier
+    results to continue from (see :mod:`genetune.warm_start`).
     """
 
-    __slots__ = ("_config", "_core", "_exhaustion_reported", "_search_space")
+    __slots__ = ("_config", "_core", "_exhaustion_reported", "_predicates", "_search_space")
 
     def __init__(
         self,
         search_space: SearchSpace,
         search_config: SearchConfiguration | dict[str, Any],
         seed: int | None = None,
+        *,
+        constraints: Sequence[Constraint] | Constraint | None = None,
+        warm_start: WarmStart | WarmStartPlan | None = None,
     ) -> None:
         config = as_search_configuration(search_config)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64):
             raise ConfigurationError(f"seed must be an int within [0, 2**64), got {seed!r}")
         spec = compile_space(search_space)
+        expressions, predicates = _split(checked_constraints(constraints))
+        plan = plan_warm_start(warm_start, config.num_objectives, config.normalize, list_space="list" in spec)
         meta = json.dumps({"config": config.model_dump(mode="json"), "space": spec})
-        core = CoreEngine(json.dumps(spec), json.dumps(config.engine_config()), config.seed if seed is None else seed, meta)
-        self._init(core, config, search_space)
+        core = CoreEngine(
+            json.dumps(spec),
+            json.dumps(config.engine_config()),
+            config.seed if seed is None else seed,
+            meta,
+            expressions,
+            _candidates_json(plan.candidates, "warm_start") if plan.candidates else None,
+            _candidates_json([p.params for p in plan.priors], "warm_start (earlier results)") if plan.priors else None,
+            plan.prior_scores(config.num_objectives) if plan.priors else None,
+        )
+        self._init(core, config, search_space, predicates)
+        self._screen()  # a callable no candidate satisfies fails here, not at the first ask
 
-    def _init(self, core: CoreEngine, config: SearchConfiguration, search_space: Any) -> None:
+    def _init(self, core: CoreEngine, config: SearchConfiguration, search_space: Any, predicates: list[Callable[[Any], Any]]) -> None:
         self._core = core
         self._config = config
         self._search_space = search_space
+        self._predicates = predicates
         self._exhaustion_reported = False
+
+    def _screen(self) -> None:
+        """Callable constraints judge the not-yet-asked candidates of the generation, all at once;
+        the engine repairs each rejected one (or drops it when no other is left) and the new ones
+        are judged in turn."""
+        if not self._predicates:
+            return
+        accepted = rejected = 0
+        for _ in range(_SCREEN_ROUNDS):
+            positions, candidates = self._core.unscreened()
+            if not positions:
+                return
+            ok: list[int] = []
+            bad: list[int] = []
+            for position, candidate in zip(positions, candidates, strict=True):
+                (ok if all(f(candidate.params) for f in self._predicates) else bad).append(position)
+            accepted += len(ok)
+            rejected += len(bad)
+            if not accepted and rejected >= _INFEASIBLE_AFTER:
+                break
+            self._core.screen(ok, bad)
+        raise ValueError(
+            f"no candidate satisfies the constraint function(s) {self._predicates!r}: {rejected} candidates were rejected "
+            f"and {accepted} accepted in one screening"
+        )
 
     # ----- the loop ----------------------------------------------------------------------------
 
     def ask(self, n: int | None = None) -> list[Candidate]:
         """Up to ``n`` (default: all remaining) not-yet-asked candidates of the current generation.
         Empty once they are all out (tell them to get the next generation) or the search is done."""
+        self._screen()
         candidates = self._core.ask(_count(n))
         self._report_exhaustion()
         return candidates
@@ -73,6 +174,7 @@ class Engine:
         """Like :meth:`ask`, as ``(ids, X)``: one column of ``X`` per parameter, in
         :attr:`parameter_names` order: the value for ranges, the index for choices, 0 for
         literals, NaN when knocked out."""
+        self._screen()
         ids, x = self._core.ask_array(_count(n))
         self._report_exhaustion()
         return ids, x
@@ -86,6 +188,7 @@ class Engine:
         except ValueError as err:
             raise TellError(str(err)) from None
         self._core.tell(id_array, matrix)
+        self._screen()
         self._report_exhaustion()
 
     def pending(self) -> list[Candidate]:
@@ -151,16 +254,34 @@ class Engine:
 
     @property
     def space_size(self) -> int | None:
-        """Number of distinct candidates, or None for a space with a continuous range."""
+        """Number of distinct feasible candidates (an inactive parameter counts once, as absent),
+        or None for a space with a continuous range (or, under constraints, too many to count)."""
         return self._core.space_size
+
+    @property
+    def constraints(self) -> list[Constraint]:
+        """The constraints every candidate satisfies: expressions, then callables."""
+        return [*self._core.constraints, *self._predicates]
+
+    @property
+    def constraint_draws(self) -> tuple[int, int]:
+        """Candidates checked against the constraints so far, and how many were rejected."""
+        return self._core.constraint_draws
+
+    @property
+    def prior_count(self) -> int:
+        """Prior evaluations the engine was told at creation (they hold ids ``0..prior_count``)."""
+        return self._core.prior_count
 
     def to_bytes(self) -> bytes:
         """The whole engine state (RNG included) as bytes."""
         return self._core.to_bytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Engine:
-        """Restores an engine saved with :meth:`to_bytes`; it continues the identical stream."""
+    def from_bytes(cls, data: bytes, constraint_functions: Sequence[Callable[[Any], Any]] = ()) -> Engine:
+        """Restores an engine saved with :meth:`to_bytes`; it continues the identical stream.
+        The bytes hold expression constraints; callable ones are passed again as
+        ``constraint_functions`` (pickling an engine keeps them)."""
         core = CoreEngine.from_bytes(data)
         try:
             meta = json.loads(core.meta)
@@ -169,16 +290,22 @@ class Engine:
         except (ValueError, TypeError, KeyError) as err:
             raise StateError(f"corrupt engine state: unreadable metadata ({err})") from None
         engine = cls.__new__(cls)
-        engine._init(core, config, space)
+        engine._init(core, config, space, list(constraint_functions))
         # The saved engine already reported its exhaustion.
         engine._exhaustion_reported = core.exhausted
         return engine
 
-    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
-        return (Engine.from_bytes, (self.to_bytes(),))
+    def __reduce__(self) -> tuple[Any, tuple[bytes, bytes]]:
+        return (_restore, (self.to_bytes(), cloudpickle.dumps(self._predicates)))
 
     def __repr__(self) -> str:
         return (
             f"Engine(engine={self._config.engine!s}, generation={self.generation}/{self._config.generations}, "
             f"pool_size={self._config.pool_size}, seed={self.seed}, done={self.done})"
         )
+
+
+def _restore(data: bytes, predicates: bytes) -> Engine:
+    """Unpickles an engine (its callable constraints travel pickled by value, lambdas too)."""
+    functions: list[Callable[[Any], Any]] = cloudpickle.loads(predicates)
+    return Engine.from_bytes(data, functions)

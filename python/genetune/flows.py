@@ -67,6 +67,8 @@ def genetune_search(
     mlflow_tracking_uri: str | None = None,
     mlflow_experiment: str | None = None,
     progress_bar: bool = False,
+    constraints: list[str] | None = None,
+    warm_start: list[Any] | dict[str, Any] | str | None = None,
 ) -> dict[str, Any]:
     """A genetune search whose generations run as chunked Prefect tasks on Dask.
 
@@ -79,7 +81,10 @@ def genetune_search(
     mirror the search to MLflow there (experiment ``mlflow_experiment``, default "genetune"),
     linked from a Prefect artifact. ``progress_bar``: a tqdm bar per generation on this process's
     stderr (``genetune run`` and ``genetune demo`` turn it on; a deployment's logs get the
-    per-generation run log lines instead). Returns best, result CSV, run folder (and the MLflow run).
+    per-generation run log lines instead). ``constraints``: expressions every candidate satisfies
+    (``"bx * by <= 1024"``). ``warm_start``: candidate dicts to evaluate first and/or paths of
+    earlier results (CSV, Parquet, run folder) to continue from (see ``genetune.warm_start``).
+    Returns best, result CSV, run folder (and the MLflow run).
     """
     logger = get_run_logger()
     function = load_objective(objective, objective_kwargs)
@@ -101,7 +106,17 @@ def genetune_search(
             )
         else:
             space, config = load_search_space(search_space), load_config(search_config)
-            search = Search(function, space, config, worker_type=worker, trackers=trackers, cache_folder=cache_folder, disable_progress_bar=not progress_bar)
+            search = Search(
+                function,
+                space,
+                config,
+                worker_type=worker,
+                trackers=trackers,
+                cache_folder=cache_folder,
+                disable_progress_bar=not progress_bar,
+                constraints=constraints,
+                warm_start=warm_start,
+            )
             result = search.start(task_timeout=task_timeout)
             assert search.run_folder is not None
             folder = search.run_folder

@@ -93,11 +93,22 @@ class Recorder:
         self._progress.generation(generation)
         self._bus.emit("generation_starts", generation)
 
-    def generation_ends(self, generation: int, rows: list[Row], wall_time_s: float, checkpoint: dict[str, Any]) -> None:
-        """Makes the generation durable (log synced, then the checkpoint), then reports it."""
+    def generation_ends(
+        self,
+        generation: int,
+        rows: list[Row],
+        wall_time_s: float,
+        checkpoint: dict[str, Any],
+        constraint_draws: tuple[int, int] | None = None,
+    ) -> None:
+        """Makes the generation durable (log synced, then the checkpoint), then reports it.
+        ``constraint_draws``: the engine's candidates checked against constraints and rejected."""
         self._log.sync()
         self.checkpoint(checkpoint)
         stats = self.stats.add_generation(generation, rows, wall_time_s)
+        if constraint_draws is not None:
+            drawn, rejected = constraint_draws
+            stats.update(constraint_draws=drawn, constraint_rejections=rejected, constraint_rejection_rate=rejected / drawn if drawn else 0.0)
         self._bus.emit("generation_ends", generation, stats)
         self._progress.best(tuple(stats["best"]) if stats["best"] else None, stats["pareto_size"])
 

@@ -10,7 +10,8 @@ from genetune.scores import Score
 
 __all__ = ["Row", "Status", "row_from_score", "told_scores"]
 
-Status = Literal["valid", "invalid", "baseline"]
+#: ``"prior"``: an earlier search's evaluation a warm start continues from (never re-evaluated).
+Status = Literal["valid", "invalid", "baseline", "prior"]
 
 
 class Row(TypedDict):

@@ -10,7 +10,7 @@ import time
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from genetune.checkpoint import (
     write_checkpoint,
 )
 from genetune.config import SearchConfiguration, as_search_configuration
-from genetune.engine import Engine
+from genetune.engine import Constraint, Engine, checked_constraints
 from genetune.exceptions import CheckpointMismatchError, ObjectiveReturnError, SearchFailedError
 from genetune.manifest import manifest
 from genetune.recorder import Recorder
@@ -40,6 +40,7 @@ from genetune.scores import Score
 from genetune.search_spaces import SearchSpace, compile_space, space_from_spec
 from genetune.settings import get_settings
 from genetune.trackers import TrackerConfig, TrackerTypes, build_trackers
+from genetune.warm_start import WarmStart, plan_warm_start
 from genetune.workers import BaseWorker, RunOptions, WorkerTypes, make_worker, worker_from_reference, worker_reference
 from genetune.workers.process import refuse_in_worker_bootstrap
 
@@ -62,6 +63,9 @@ class Search:
     Every search writes a run folder under ``cache_folder``: an atomic checkpoint after every
     generation and every finished evaluation as it arrives, so :meth:`resume` continues a killed
     search to exactly the table an uninterrupted run gives.
+
+    ``constraints`` and ``warm_start`` are as on :class:`~genetune.Engine`; prior evaluations of
+    a warm start are kept in the result (status ``"prior"``, generation -1), never re-evaluated.
     """
 
     def __init__(
@@ -76,14 +80,20 @@ class Search:
         dump_results: str | os.PathLike[str] | None = None,
         disable_progress_bar: bool | None = None,
         exit_on_failure: bool = True,
+        constraints: Sequence[Constraint] | None = None,
+        warm_start: WarmStart | None = None,
     ) -> None:
         if not callable(objective_function):
             raise TypeError(f"objective_function must be callable, got {type(objective_function).__name__}")
         self.objective_function = objective_function
         self.search_config = as_search_configuration(search_config)
         self.search_space = search_space
-        # Validates the space and configuration now, not at start().
-        Engine(search_space, self.search_config, seed=0)
+        self.constraints = checked_constraints(constraints)
+        self.warm_start = plan_warm_start(
+            warm_start, self.search_config.num_objectives, self.search_config.normalize, list_space=isinstance(search_space, list | tuple)
+        )
+        # Validates the space, configuration, constraints and warm start now, not at start().
+        Engine(search_space, self.search_config, seed=0, constraints=self.constraints, warm_start=self.warm_start)
         self.worker = make_worker(worker_type)
         self.trackers = build_trackers(tracker_config, trackers)
         self.tracker_report: dict[str, str] = {}
@@ -103,21 +113,28 @@ class Search:
         is a new run (with the same seed, the same result)."""
         refuse_in_worker_bootstrap("Search.start()")
         options = RunOptions.checked(num_workers, task_timeout, worker_kwargs)
-        engine = Engine(self.search_space, self.search_config)
+        engine = Engine(self.search_space, self.search_config, constraints=self.constraints, warm_start=self.warm_start)
         self._saved_trackers = _pickled_trackers(self.trackers)
-        folder = self._new_run_folder(engine)
+        priors: dict[Any, Row] = {row["id"]: row for row in self.warm_start.prior_rows()}
+        folder = self._new_run_folder(engine, list(priors.values()))
         self.run_folder = folder
-        return self._run(engine, folder, {}, options)
+        return self._run(engine, folder, priors, options)
 
-    def _new_run_folder(self, engine: Engine) -> Path:
+    def _new_run_folder(self, engine: Engine, priors: list[Row]) -> Path:
         """The run folder, resumable from the moment it exists: made under a temporary name with
-        its first checkpoint (before any evaluation), then renamed."""
+        its first checkpoint (before any evaluation) and the prior evaluations of a warm start in
+        its log (a resume reads them back like any row), then renamed."""
         parent = self.cache_folder or get_settings().cache_folder
         parent.mkdir(parents=True, exist_ok=True)
         folder = parent / _run_folder_name()
         partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", suffix=".partial", dir=parent))
         try:
             write_checkpoint(partial, self._payload(engine, []))
+            if priors:
+                log = EvaluationLog(partial)
+                for row in priors:
+                    log.append(row)
+                log.close()
             os.rename(partial, folder)  # atomic: the folder appears with its checkpoint (its name is new: time and a random suffix)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
@@ -142,7 +159,7 @@ class Search:
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            engine = Engine(self.search_space, config)
+            engine = Engine(self.search_space, config, constraints=self.constraints)
             return [c.params for c in engine.ask(num_samples)]
 
     @classmethod
@@ -176,7 +193,8 @@ class Search:
         folder = find_run_folder(path)
         payload = read_checkpoint(folder)
         _check_matches(folder, payload, search_space, search_config, allow_mismatch)
-        engine = Engine.from_bytes(decode_bytes(payload["engine"]))
+        functions = _saved_constraint_functions(folder, payload)
+        engine = Engine.from_bytes(decode_bytes(payload["engine"]), functions)
         search = cls(
             objective_function if objective_function is not None else _saved_objective(folder, payload),
             space_from_spec(payload["space"]),
@@ -187,6 +205,7 @@ class Search:
             dump_results=payload.get("dump_results") or None,
             disable_progress_bar=disable_progress_bar if disable_progress_bar is not None else payload.get("disable_progress_bar"),
             exit_on_failure=payload.get("exit_on_failure", True),
+            constraints=engine.constraints,
         )
         search._saved_trackers = _pickled_trackers(search.trackers)
         search.run_folder = folder
@@ -230,7 +249,8 @@ class Search:
         # On resume: the rows of the generations the checkpoint already completed.
         rows = [r for r in finished.values() if r["status"] != "baseline" and r["generation"] < engine.generation]
         disabled = self.disable_progress_bar if self.disable_progress_bar is not None else get_settings().disable_progress_bar
-        recorder = Recorder(folder, config, self.trackers, disabled, replayed=rows, already_logged=finished.keys())
+        counted = [r for r in rows if r["status"] != "prior"]  # earlier searches' rows are not this run's progress
+        recorder = Recorder(folder, config, self.trackers, disabled, replayed=counted, already_logged=finished.keys())
         spec = compile_space(self.search_space)
         recorder.search_starts(manifest(config.model_dump(mode="json"), spec, engine.parameter_names, engine.seed, str(folder)))
         baselines = Baselines(self.worker, config.num_objectives, config.normalize)
@@ -258,7 +278,8 @@ class Search:
         if generation == 0 and self.exit_on_failure:
             _stop_if_all_failed(generation_rows, run.folder)
         engine.tell([c.id for c in candidates], [told_scores(r) for r in generation_rows])
-        recorder.generation_ends(generation, generation_rows, time.perf_counter() - started, self._checkpoint_payload(run))
+        draws = engine.constraint_draws if self.constraints else None
+        recorder.generation_ends(generation, generation_rows, time.perf_counter() - started, self._checkpoint_payload(run), draws)
         if self.dump_results is not None:
             self._result(run.rows).save(self.dump_results)
 
@@ -308,7 +329,8 @@ class Search:
         stats = run.recorder.stats
         summary = {
             "reason": reason,
-            "evaluations": sum(r["status"] != "baseline" for r in run.rows),
+            "evaluations": sum(r["status"] not in ("baseline", "prior") for r in run.rows),
+            "prior_evaluations": sum(r["status"] == "prior" for r in run.rows),
             "invalid": sum(r["status"] == "invalid" for r in run.rows),
             "generations": run.engine.generation,
             "best": stats.best(),
@@ -345,6 +367,8 @@ class Search:
             "objective": objective,
             "worker": worker_reference(self.worker),
             "exit_on_failure": self.exit_on_failure,
+            "constraints": [c for c in self.constraints if isinstance(c, str)],
+            "constraint_functions": _pickled_functions([c for c in self.constraints if not isinstance(c, str)]),
             "dump_results": str(self.dump_results) if self.dump_results else None,
             "baselines": baselines,
             "disable_progress_bar": self.disable_progress_bar,
@@ -467,3 +491,19 @@ def _saved_objective(folder: Path, payload: dict[str, Any]) -> Callable[[Any], A
     except Exception as err:
         raise ValueError(f"{folder}: the saved objective cannot be loaded ({err}); pass objective_function") from err
     return objective
+
+
+def _pickled_functions(functions: list[Any]) -> str | None:
+    """Callable constraints for the checkpoint (None when there are none)."""
+    return encode_bytes(cloudpickle.dumps(functions)) if functions else None
+
+
+def _saved_constraint_functions(folder: Path, payload: dict[str, Any]) -> list[Callable[[Any], Any]]:
+    """The callable constraints pickled into the checkpoint."""
+    if not payload.get("constraint_functions"):
+        return []
+    try:
+        functions: list[Callable[[Any], Any]] = cloudpickle.loads(decode_bytes(payload["constraint_functions"]))
+    except Exception as err:
+        raise ValueError(f"{folder}: the saved constraint functions cannot be loaded ({err})") from err
+    return functions

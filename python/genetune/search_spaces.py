@@ -3,6 +3,12 @@
 A search space is a dict of parameters (nested dicts to any depth, any key characters) or a list
 of such dicts. ``knockout_prob=p`` makes a key absent from a candidate with probability ``p`` at
 initialisation; presence is then inherited and mutated like any other gene.
+
+``when=`` makes a parameter conditional: ``when="unroll_loops"`` exists only when the parameter
+``unroll_loops`` is present; ``when={"opt_level": ["-O2", "-O3"]}`` only when ``opt_level`` is
+present with one of these values (several keys: all must hold). Paths are written as in
+constraint expressions: ``a.b``, ``a['any key']``, ``[0].a`` in a list space. An inactive parameter
+is absent from the candidate, like a knocked-out one.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeAlias, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, TypeAdapter, field_validator
 
 from genetune import _core
 from genetune.exceptions import SearchSpaceError
@@ -25,6 +31,7 @@ __all__ = [
     "Parameter",
     "RangeParam",
     "SearchSpace",
+    "When",
     "choice",
     "compile_space",
     "literal",
@@ -39,12 +46,23 @@ Int64 = Annotated[StrictInt, Field(ge=_INT64[0], le=_INT64[1])]
 Number: TypeAlias = Int64 | StrictFloat
 Scalar: TypeAlias = StrictBool | Int64 | StrictFloat | StrictStr
 _MAX_LOG_VALUES = 1 << 20
+#: A parameter's condition: a parameter path that must be present, or paths with allowed values.
+When: TypeAlias = str | Mapping[str, Any]
 
 
 class _Param(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     knockout_prob: float | None = None
+    when: str | dict[str, tuple[Scalar, ...]] | None = None
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _one_value_is_a_list(cls, value: Any) -> Any:
+        """``when={"opt_level": "-O3"}`` means ``{"opt_level": ["-O3"]}``."""
+        if isinstance(value, Mapping):
+            return {k: (v,) if isinstance(v, bool | int | float | str) else v for k, v in value.items()}
+        return value
 
     def spec(self) -> dict[str, Any]:
         """The JSON-able definition the engine compiles."""
@@ -115,6 +133,24 @@ def _checked(param: _P) -> _P:
     return param
 
 
+def _when(when: When | None) -> str | dict[str, tuple[Any, ...]] | None:
+    if when is None:
+        return None
+    if isinstance(when, str):
+        if not when.strip():
+            raise SearchSpaceError("when= must name a parameter, got an empty string")
+        return when
+    if not isinstance(when, Mapping):
+        raise SearchSpaceError(f"when= must be a parameter path or a dict {{path: [values]}}, got {type(when).__name__} {when!r}")
+    out: dict[str, tuple[Any, ...]] = {}
+    for key, values in when.items():
+        if not isinstance(key, str):
+            raise SearchSpaceError(f"when= keys must be parameter paths (strings), got {key!r}")
+        listed = values if isinstance(values, list | tuple | np.ndarray) else [values]
+        out[key] = tuple(_plain(v, f"when={{{key!r}: ...}} value") for v in listed)
+    return out
+
+
 def range(  # noqa: A001 - CompileIQ's name
     start: float,
     end: float,
@@ -122,11 +158,12 @@ def range(  # noqa: A001 - CompileIQ's name
     knockout_prob: float | None = None,
     seed_low: float | None = None,
     seed_high: float | None = None,
+    when: When | None = None,
 ) -> RangeParam:
     """Values on the grid ``start + k*step`` from ``start`` to ``end`` inclusive.
 
     ``seed_low``/``seed_high`` bound the share ``init_with_true_random_threshold`` of the initial
-    population. ``step=None`` gives a continuous float range.
+    population. ``step=None`` gives a continuous float range. ``when``: see the module docstring.
     """
     return _checked(
         RangeParam(
@@ -136,24 +173,29 @@ def range(  # noqa: A001 - CompileIQ's name
             knockout_prob=_number(knockout_prob, "knockout_prob"),
             seed_low=_number(seed_low, "seed_low"),
             seed_high=_number(seed_high, "seed_high"),
+            when=_when(when),
         )
     )
 
 
-def choice(values: Sequence[Any] | np.ndarray, knockout_prob: float | None = None) -> ChoiceParam:
+def choice(values: Sequence[Any] | np.ndarray, knockout_prob: float | None = None, when: When | None = None) -> ChoiceParam:
     """One of ``values`` (bools, ints, floats or strings; distinct)."""
     if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray):
         raise SearchSpaceError(f"choice values must be a list, tuple or array, got {type(values).__name__}")
     plain = tuple(_plain(v, f"choice value [{i}]") for i, v in enumerate(values))
-    return _checked(ChoiceParam(values=plain, knockout_prob=_number(knockout_prob, "knockout_prob")))
+    return _checked(ChoiceParam(values=plain, knockout_prob=_number(knockout_prob, "knockout_prob"), when=_when(when)))
 
 
-def literal(value: bool | int | float | str, knockout_prob: float | None = None) -> LiteralParam:
+def literal(value: bool | int | float | str, knockout_prob: float | None = None, when: When | None = None) -> LiteralParam:
     """Always ``value``: a fixed flag, present or knocked out."""
-    return _checked(LiteralParam(value=_plain(value, "literal value"), knockout_prob=_number(knockout_prob, "knockout_prob")))
+    return _checked(
+        LiteralParam(value=_plain(value, "literal value"), knockout_prob=_number(knockout_prob, "knockout_prob"), when=_when(when))
+    )
 
 
-def log_sampling(start: float, end: float, total: int = 10, knockout_prob: float | None = None) -> ChoiceParam:
+def log_sampling(
+    start: float, end: float, total: int = 10, knockout_prob: float | None = None, when: When | None = None
+) -> ChoiceParam:
     """A choice of ``total`` log-spaced floats from ``start`` to ``end`` (both included)."""
     start_f = _number(start, "log_sampling start", required=True)
     end_f = _number(end, "log_sampling end", required=True)
@@ -163,7 +205,7 @@ def log_sampling(start: float, end: float, total: int = 10, knockout_prob: float
     if isinstance(total, bool) or not isinstance(total, int | np.integer) or not 2 <= total <= _MAX_LOG_VALUES:
         raise SearchSpaceError(f"log_sampling total must be an int within [2, {_MAX_LOG_VALUES}], got {total!r}")
     values = [float(v) for v in np.geomspace(start_f, end_f, num=int(total))]
-    return choice(values, knockout_prob=knockout_prob)
+    return choice(values, knockout_prob=knockout_prob, when=when)
 
 
 def _display(path: str) -> str:

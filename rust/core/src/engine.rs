@@ -25,10 +25,14 @@ use std::ops::Range;
 /// The engine's RNG: portable, seedable, serializable (seed, stream and word position).
 pub type EngineRng = ChaCha8Rng;
 
-const STATE_MAGIC: &[u8; 8] = b"GTENG\x00\x00\x02";
+/// Version 3 added constraints, prior evaluations and the constraint-rejection counters.
+const STATE_MAGIC: &[u8; 8] = b"GTENG\x00\x00\x03";
 /// Finite spaces up to this size are enumerated when random draws keep hitting seen candidates.
 const PROBE_LIMIT: u128 = 1 << 22;
 const RANDOM_TRIES: usize = 64;
+/// Random draws per fresh candidate when constraints reject some: a constraint that almost no
+/// candidate satisfies still finds one, and one that none satisfies fails in bounded time.
+const CONSTRAINT_TRIES: usize = 100_000;
 const REPAIR_TRIES: usize = 8;
 /// Screening never scores more offspring than this per generation (beyond 2 per slot): bounds
 /// the model's cost with very large pools.
@@ -142,10 +146,38 @@ struct Offspring {
     keys: Vec<u128>,
 }
 
+/// What a claimed genome turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Claim {
+    New,
+    Seen,
+    Infeasible,
+}
+
+/// What an engine starts from besides its space and configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    /// Constraint expressions every candidate satisfies (see [`crate::expr`]).
+    pub constraints: Vec<String>,
+    /// Candidates (params as the objective receives them) evaluated first, in generation 0.
+    pub warm_start: Vec<serde_json::Value>,
+    /// Candidates evaluated before (params), told as prior evaluations: never proposed again,
+    /// and the search continues from them.
+    pub priors: Vec<serde_json::Value>,
+    /// Their scores, row-major `(priors.len(), m)`, in the user's orientation (NaN = INVALID).
+    pub prior_scores: Vec<f64>,
+}
+
 /// Everything that is saved by `to_bytes` (the compiled space is rebuilt from its JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     space_json: String,
+    constraints: Vec<String>,
+    /// Prior evaluations told at creation (ids `0..priors`).
+    priors: u64,
+    /// Candidates checked against the constraints, and how many of them were rejected.
+    draws: u64,
+    rejected: u64,
     meta: String,
     config: EngineConfig,
     seed: u64,
@@ -160,6 +192,8 @@ struct State {
     told: Vec<bool>,
     n_told: usize,
     n_asked: usize,
+    /// Batch positions an outside constraint (a Python callable) accepted; empty when none is used.
+    screened: Vec<bool>,
     #[serde(with = "sorted_keys")]
     seen: SeenSet,
     /// Every evaluated candidate in id order, kept for the surrogate (empty without one).
@@ -178,6 +212,10 @@ pub struct Engine {
     mutable: Vec<usize>,
     refs: Option<ReferenceSet>,
     key_buf: Vec<u8>,
+    /// Scratch: the active parameters of the genome being looked at.
+    act: Vec<bool>,
+    /// Scratch: the mutable genes whose `when` holds.
+    live: Vec<usize>,
     /// The previous population's allocation, reused for the next one (no 10⁶-gene reallocations).
     spare: Pop,
 }
@@ -191,11 +229,47 @@ impl Engine {
         seed: Option<u64>,
         meta: String,
     ) -> Result<Engine> {
-        let space = Space::from_json(space_json)?;
+        Engine::create(space_json, config, seed, meta, Setup::default())
+    }
+
+    /// [`Engine::new`] with constraints, warm-start candidates and prior evaluations.
+    pub fn create(
+        space_json: &str,
+        config: EngineConfig,
+        seed: Option<u64>,
+        meta: String,
+        setup: Setup,
+    ) -> Result<Engine> {
+        let space = Space::from_json(space_json)?.with_constraints(&setup.constraints)?;
         config.validate()?;
+        let m = config.num_objectives();
+        let warm = setup
+            .warm_start
+            .iter()
+            .enumerate()
+            .map(|(k, v)| space.encode(v, &format!("warm_start[{k}]"), true))
+            .collect::<Result<Vec<_>>>()?;
+        if setup.prior_scores.len() != setup.priors.len() * m {
+            return Err(Error::InvalidShape(format!(
+                "prior scores must have shape ({}, {m}), got {} values",
+                setup.priors.len(),
+                setup.prior_scores.len()
+            )));
+        }
+        // Earlier evaluations may predate a constraint: they are facts, kept as they are.
+        let priors = setup
+            .priors
+            .iter()
+            .enumerate()
+            .map(|(k, v)| space.encode(v, &format!("prior evaluation {k}"), false))
+            .collect::<Result<Vec<_>>>()?;
         let seed = seed.unwrap_or_else(|| rand::rng().random());
         let state = State {
             space_json: space_json.to_owned(),
+            constraints: setup.constraints.clone(),
+            priors: 0,
+            draws: 0,
+            rejected: 0,
             meta,
             rng: EngineRng::seed_from_u64(seed),
             config,
@@ -208,6 +282,7 @@ impl Engine {
             told: Vec::new(),
             n_told: 0,
             n_asked: 0,
+            screened: Vec::new(),
             seen: SeenSet::default(),
             archive: Pop::default(),
             exhausted: false,
@@ -215,8 +290,81 @@ impl Engine {
             nsga3: Nsga3Memory::default(),
         };
         let mut engine = Engine::assemble(state, space);
-        engine.fill_initial();
+        engine.tell_priors(&priors, &setup.prior_scores);
+        for (x, on) in &warm {
+            if engine.try_claim(x, on) == Claim::New {
+                engine.push_candidate(x, on);
+            }
+        }
+        if engine.state.population.len() > 0 {
+            engine.breed();
+        } else {
+            engine.fill_initial();
+        }
+        let s = &engine.state;
+        if !engine.space.constraints.is_empty()
+            && s.draws > 0
+            && s.draws == s.rejected
+            && s.batch.len() == warm.len()
+        {
+            let texts: Vec<&str> = engine
+                .space
+                .constraints
+                .iter()
+                .map(|c| c.text.as_str())
+                .collect();
+            return Err(Error::space(
+                "constraints",
+                format!(
+                    "no candidate satisfies the constraints {texts:?}: all {} candidates drawn were rejected",
+                    s.draws
+                ),
+            ));
+        }
         Ok(engine)
+    }
+
+    /// Tells earlier evaluations (ids `0..k`): into the dedup set, the model's archive and the
+    /// population the first generation is bred from. Never evaluated again.
+    fn tell_priors(&mut self, priors: &[(Vec<f64>, Vec<bool>)], scores: &[f64]) {
+        if priors.is_empty() {
+            return;
+        }
+        let (n, m) = (self.num_params(), self.num_objectives());
+        let dirs = self.state.config.directions.clone();
+        let mut told = Pop::default();
+        for (k, (x, on)) in priors.iter().enumerate() {
+            let id = self.state.next_id;
+            self.state.next_id += 1;
+            let key = self.key(x, on);
+            if !self.state.seen.insert(key) {
+                continue; // the same candidate twice: once is enough
+            }
+            told.push(id, x, on, m);
+            let row = told.len() - 1;
+            let s = &scores[k * m..(k + 1) * m];
+            told.valid[row] = s.iter().all(|v| v.is_finite());
+            for j in 0..m {
+                told.f[row * m + j] = if dirs[j] == Direction::Max {
+                    -s[j]
+                } else {
+                    s[j]
+                };
+            }
+        }
+        self.state.priors = priors.len() as u64;
+        let cfg = &self.state.config;
+        if cfg.surrogate && cfg.model_evaluations > 0 {
+            for i in 0..told.len() {
+                self.state.archive.push_from(&told, i, n, m);
+            }
+        }
+        let survivors = self.select(&Pop::default(), &told);
+        let mut next = Pop::default();
+        for i in survivors {
+            next.push_from(&told, i, n, m);
+        }
+        self.state.population = next;
     }
 
     fn assemble(state: State, space: Space) -> Engine {
@@ -240,6 +388,8 @@ impl Engine {
             mutable,
             refs,
             key_buf: Vec::new(),
+            act: Vec::new(),
+            live: Vec::new(),
             spare: Pop::default(),
         }
     }
@@ -305,6 +455,96 @@ impl Engine {
         start..end
     }
 
+    /// Batch positions not yet asked that an outside constraint has not accepted yet.
+    pub fn unscreened(&self) -> Vec<usize> {
+        (self.state.n_asked..self.state.batch.len())
+            .filter(|&p| !self.state.screened.get(p).copied().unwrap_or(false))
+            .collect()
+    }
+
+    /// The verdict of an outside constraint on not-yet-asked batch positions: `accepted` ones
+    /// are kept; each `rejected` one is replaced by a repaired candidate (small mutations) or a
+    /// fresh random one, which the constraint has yet to see, or dropped when none is left. Rejected
+    /// candidates stay in the dedup set, so they are never proposed again. Returns how many were
+    /// dropped.
+    pub fn screen(&mut self, accepted: &[usize], rejected: &[usize]) -> Result<usize> {
+        let len = self.state.batch.len();
+        for &p in accepted.iter().chain(rejected) {
+            if p < self.state.n_asked || p >= len {
+                return Err(Error::InvalidTell(format!(
+                    "batch position {p} is not an unasked candidate of the current generation"
+                )));
+            }
+        }
+        self.state.screened.resize(len, false);
+        for &p in accepted {
+            self.state.screened[p] = true;
+        }
+        self.state.draws += accepted.len() as u64;
+        let n = self.num_params();
+        let eta = self.state.config.mutation_eta;
+        let mut dropped = Vec::new();
+        for &p in rejected {
+            self.state.draws += 1;
+            self.state.rejected += 1;
+            let b = &self.state.batch;
+            let (mut x, mut on) = (
+                b.x[p * n..(p + 1) * n].to_vec(),
+                b.on[p * n..(p + 1) * n].to_vec(),
+            );
+            // Half the replacements are small repairs of the rejected candidate, half fresh
+            // draws: repairs alone can stay stuck in a region the constraint rejects.
+            let repaired = if self.state.rng.random::<bool>() {
+                self.make_unique(&mut x, &mut on, eta)
+            } else {
+                self.fresh_random(&mut x, &mut on)
+            };
+            if repaired {
+                let b = &mut self.state.batch;
+                b.x[p * n..(p + 1) * n].copy_from_slice(&x);
+                b.on[p * n..(p + 1) * n].copy_from_slice(&on);
+                self.state.screened[p] = false;
+            } else {
+                dropped.push(p);
+            }
+        }
+        if !dropped.is_empty() {
+            self.drop_unasked(&dropped);
+        }
+        Ok(dropped.len())
+    }
+
+    /// Removes unasked batch positions; the later unasked candidates take their ids (nobody has
+    /// seen those yet), so a generation's ids stay contiguous.
+    fn drop_unasked(&mut self, positions: &[usize]) {
+        let (n, m) = (self.num_params(), self.num_objectives());
+        let old = std::mem::take(&mut self.state.batch);
+        let base = old.ids.first().copied().unwrap_or(self.state.next_id);
+        let (told, screened) = (
+            std::mem::take(&mut self.state.told),
+            std::mem::take(&mut self.state.screened),
+        );
+        let mut kept = Pop::default();
+        for (i, &was_told) in told.iter().enumerate() {
+            if positions.contains(&i) {
+                continue;
+            }
+            let at = kept.len();
+            kept.push_from(&old, i, n, m);
+            kept.ids[at] = base + at as u64;
+            self.state.told.push(was_told);
+            self.state
+                .screened
+                .push(screened.get(i).copied().unwrap_or(false));
+        }
+        self.state.next_id = base + kept.len() as u64;
+        self.state.batch = kept;
+        self.state.exhausted = true;
+        if self.state.batch.len() == 0 {
+            self.state.done = true;
+        }
+    }
+
     /// Batch positions asked but not yet told.
     pub fn pending(&self) -> Vec<usize> {
         (0..self.state.n_asked)
@@ -323,6 +563,28 @@ impl Engine {
         )
     }
 
+    /// Which parameters a genome has: present and, with a `when`, active.
+    pub fn active(&self, x: &[f64], on: &[bool]) -> Vec<bool> {
+        let mut active = vec![false; on.len()];
+        self.space.active_into(x, on, &mut active);
+        active
+    }
+
+    /// Candidates checked against the constraints so far, and how many were rejected.
+    pub fn constraint_draws(&self) -> (u64, u64) {
+        (self.state.draws, self.state.rejected)
+    }
+
+    /// Prior evaluations told at creation (they hold ids `0..k`).
+    pub fn priors(&self) -> u64 {
+        self.state.priors
+    }
+
+    /// The constraint expressions, as given.
+    pub fn constraints(&self) -> &[String] {
+        &self.state.constraints
+    }
+
     /// Writes the numeric columns (see [`crate::space::Param::column_value`]; NaN when knocked
     /// out) of batch positions `range` into `out`, row-major.
     pub fn fill_columns(&self, range: Range<usize>, out: &mut [f64]) -> Vec<u64> {
@@ -337,8 +599,9 @@ impl Engine {
     }
 
     fn columns_of(&self, x: &[f64], on: &[bool], out: &mut [f64]) {
+        let active = self.active(x, on);
         for (j, p) in self.space.params.iter().enumerate() {
-            out[j] = if on[j] {
+            out[j] = if active[j] {
                 p.column_value(x[j])
             } else {
                 f64::NAN
@@ -472,20 +735,51 @@ impl Engine {
     fn advance(&mut self) {
         let (n, m) = (self.num_params(), self.num_objectives());
         let cfg = self.state.config.clone();
-        let (pop, batch) = (&self.state.population, &self.state.batch);
+        let pop = std::mem::take(&mut self.state.population);
+        let batch = std::mem::take(&mut self.state.batch);
         let n_pop = pop.len();
         // The archive feeds the model only while the model is in use.
         if cfg.surrogate && self.state.evaluations < cfg.model_evaluations {
             for i in 0..batch.len() {
-                self.state.archive.push_from(batch, i, n, m);
+                self.state.archive.push_from(&batch, i, n, m);
             }
         }
         self.state.evaluations += batch.len() as u64;
+        let survivors = self.select(&pop, &batch);
+        let mut next = std::mem::take(&mut self.spare);
+        next.clear();
+        for &i in &survivors {
+            if i < n_pop {
+                next.push_from(&pop, i, n, m);
+            } else {
+                next.push_from(&batch, i - n_pop, n, m);
+            }
+        }
+        self.spare = pop;
+        self.state.population = next;
+        self.state.batch = batch;
+        self.state.batch.clear();
+        self.state.generation += 1;
+        self.state.told.clear();
+        self.state.screened.clear();
+        self.state.n_told = 0;
+        self.state.n_asked = 0;
+        if self.state.exhausted || self.state.generation >= cfg.generations {
+            self.state.done = true;
+        } else {
+            self.breed();
+        }
+    }
+
+    /// Survivors of `pop` then `batch` (indices into their concatenation), best first.
+    fn select(&mut self, pop: &Pop, batch: &Pop) -> Vec<usize> {
+        let m = self.num_objectives();
+        let cfg = &self.state.config;
         // Selection sees parents then offspring; only the small arrays are merged.
         let f = [pop.f.as_slice(), batch.f.as_slice()].concat();
         let valid = [pop.valid.as_slice(), batch.valid.as_slice()].concat();
         let ids = [pop.ids.as_slice(), batch.ids.as_slice()].concat();
-        let survivors = match cfg.algorithm {
+        match cfg.algorithm {
             Algorithm::Ga => select_ga(&f, &valid, &ids, cfg.pool_size),
             Algorithm::Nsga2 => select_nsga2(&f, m, &valid, &ids, cfg.pool_size),
             Algorithm::Nsga3 => select_nsga3(
@@ -498,26 +792,6 @@ impl Engine {
                 &mut self.state.nsga3,
                 &mut self.state.rng,
             ),
-        };
-        let mut next = std::mem::take(&mut self.spare);
-        next.clear();
-        for &i in &survivors {
-            if i < n_pop {
-                next.push_from(pop, i, n, m);
-            } else {
-                next.push_from(batch, i - n_pop, n, m);
-            }
-        }
-        self.spare = std::mem::replace(&mut self.state.population, next);
-        self.state.batch.clear();
-        self.state.generation += 1;
-        self.state.told.clear();
-        self.state.n_told = 0;
-        self.state.n_asked = 0;
-        if self.state.exhausted || self.state.generation >= cfg.generations {
-            self.state.done = true;
-        } else {
-            self.breed();
         }
     }
 
@@ -643,16 +917,38 @@ impl Engine {
         on1.copy_from_slice(&pop.on[a * n..(a + 1) * n]);
         x2.copy_from_slice(&pop.x[b * n..(b + 1) * n]);
         on2.copy_from_slice(&pop.on[b * n..(b + 1) * n]);
-        let rng = &mut self.state.rng;
         crossover(
             &self.genes,
             v,
             (&mut *x1, &mut *on1),
             (&mut *x2, &mut *on2),
-            rng,
+            &mut self.state.rng,
         );
-        mutate(&self.genes, &self.mutable, v, x1, on1, rng);
-        mutate(&self.genes, &self.mutable, v, x2, on2, rng);
+        for (x, on) in [(x1, on1), (x2, on2)] {
+            let live = self.live_mutable(x, on);
+            mutate(&self.genes, &live, v, x, on, &mut self.state.rng);
+            self.live = live;
+        }
+    }
+
+    /// The mutable genes of a genome that matter: those whose `when` holds (all of them in a
+    /// space without conditions). Mutating an inactive gene would not change the candidate.
+    fn live_mutable(&mut self, x: &[f64], on: &[bool]) -> Vec<usize> {
+        let mut live = std::mem::take(&mut self.live);
+        live.clear();
+        if !self.space.gated {
+            live.extend_from_slice(&self.mutable);
+            return live;
+        }
+        self.act.resize(on.len(), false);
+        self.space.active_into(x, on, &mut self.act);
+        live.extend(
+            self.mutable
+                .iter()
+                .copied()
+                .filter(|&i| self.space.conditions_hold(i, x, &self.act)),
+        );
+        live
     }
 
     /// Binary tournament over the first `k` survivors (preference order: lower index wins).
@@ -683,6 +979,9 @@ impl Engine {
         let (values, presence) = (strata(rng), strata(rng));
         let (mut x, mut on) = (vec![0.0; n], vec![true; n]);
         for i in 0..pool {
+            if self.state.batch.len() >= pool {
+                break; // warm-start candidates took the rest
+            }
             let use_seed = share > 0.0 && self.state.rng.random::<f64>() < share;
             for j in 0..n {
                 let u = (values[j][i] as f64 + self.state.rng.random::<f64>()) / pool as f64;
@@ -692,7 +991,7 @@ impl Engine {
                     None => true,
                 };
             }
-            if !self.claim(&x, &on) && !self.fresh_random(&mut x, &mut on) {
+            if self.try_claim(&x, &on) != Claim::New && !self.fresh_random(&mut x, &mut on) {
                 break;
             }
             self.push_candidate(&x, &on);
@@ -707,7 +1006,8 @@ impl Engine {
         let want = (pool * self.state.config.oversampling).min(MAX_SCREENED.max(2 * pool));
         let offspring = self.screening_offspring(want);
         let n = self.num_params();
-        for c in self.pick_by_model(&offspring, pool) {
+        let slots = pool.saturating_sub(self.state.batch.len());
+        for c in self.pick_by_model(&offspring, slots) {
             let (x, on) = (
                 &offspring.x[c * n..(c + 1) * n],
                 &offspring.on[c * n..(c + 1) * n],
@@ -757,12 +1057,20 @@ impl Engine {
                 let pop = &self.state.population;
                 x1.copy_from_slice(&pop.x[a * n..(a + 1) * n]);
                 on1.copy_from_slice(&pop.on[a * n..(a + 1) * n]);
-                let rng = &mut self.state.rng;
                 let forced = Variation {
                     mutate_rate: 1.0,
                     ..variation
                 };
-                mutate(&self.genes, &self.mutable, &forced, &mut x1, &mut on1, rng);
+                let live = self.live_mutable(&x1, &on1);
+                mutate(
+                    &self.genes,
+                    &live,
+                    &forced,
+                    &mut x1,
+                    &mut on1,
+                    &mut self.state.rng,
+                );
+                self.live = live;
                 self.offer(&mut out, &mut local, &x1, &on1);
                 continue;
             }
@@ -821,7 +1129,11 @@ impl Engine {
     }
 
     fn offer(&mut self, out: &mut Offspring, local: &mut SeenSet, x: &[f64], on: &[bool]) {
-        let k = self.key(x, on);
+        self.look_at(x, on);
+        if !self.check_constraints(x) {
+            return;
+        }
+        let k = self.key_of_active(x);
         if !self.state.seen.contains(&k) && local.insert(k) {
             out.x.extend_from_slice(x);
             out.on.extend_from_slice(on);
@@ -832,10 +1144,19 @@ impl Engine {
     /// The surrogate's features of genomes: the gene (index or value) where present, NaN where
     /// knocked out, so absence is a branch of its own and not a value.
     fn features(&self, x: &[f64], on: &[bool]) -> Vec<f64> {
-        x.iter()
-            .zip(on)
-            .map(|(&v, &present)| if present { v } else { f64::NAN })
-            .collect()
+        let n = self.num_params();
+        let mut active = vec![false; n];
+        let mut out = Vec::with_capacity(x.len());
+        for (row, flags) in x.chunks(n).zip(on.chunks(n)) {
+            // Inactive (by `when`) is missing, like knocked out: not a value.
+            self.space.active_into(row, flags, &mut active);
+            out.extend(
+                row.iter()
+                    .zip(&active)
+                    .map(|(&v, &present)| if present { v } else { f64::NAN }),
+            );
+        }
+        out
     }
 
     /// The surrogate's view of each gene: how it splits and how its main effect is binned.
@@ -994,11 +1315,39 @@ impl Engine {
 
     // ----- uniqueness ------------------------------------------------------------------------
 
+    /// Computes the active parameters of a genome into the scratch buffer.
+    #[inline]
+    fn look_at(&mut self, x: &[f64], on: &[bool]) {
+        self.act.resize(on.len(), false);
+        self.space.active_into(x, on, &mut self.act);
+    }
+
+    /// Whether the genome just looked at satisfies the constraints (counted when there are some).
+    #[inline]
+    fn check_constraints(&mut self, x: &[f64]) -> bool {
+        if self.space.constraints.is_empty() {
+            return true;
+        }
+        self.state.draws += 1;
+        let ok = self.space.feasible(x, &self.act);
+        if !ok {
+            self.state.rejected += 1;
+        }
+        ok
+    }
+
     /// 128-bit hash of what the objective would see: absent keys and present values.
     fn key(&mut self, x: &[f64], on: &[bool]) -> u128 {
+        self.look_at(x, on);
+        self.key_of_active(x)
+    }
+
+    /// [`Engine::key`] of the genome just looked at: inactive genes are absent whatever their
+    /// value, so candidates that differ only there are the same candidate.
+    fn key_of_active(&mut self, x: &[f64]) -> u128 {
         self.key_buf.clear();
         for (i, g) in self.genes.iter().enumerate() {
-            if !on[i] {
+            if !self.act[i] {
                 self.key_buf.push(0);
             } else if g.kind == GeneKind::Fixed {
                 self.key_buf.push(1);
@@ -1012,10 +1361,22 @@ impl Engine {
         xxhash_rust::xxh3::xxh3_128(&self.key_buf)
     }
 
-    /// Records the genome as proposed if it is new.
+    /// Records the genome as proposed if it is new and feasible.
+    fn try_claim(&mut self, x: &[f64], on: &[bool]) -> Claim {
+        self.look_at(x, on);
+        if !self.check_constraints(x) {
+            return Claim::Infeasible;
+        }
+        let k = self.key_of_active(x);
+        if self.state.seen.insert(k) {
+            Claim::New
+        } else {
+            Claim::Seen
+        }
+    }
+
     fn claim(&mut self, x: &[f64], on: &[bool]) -> bool {
-        let k = self.key(x, on);
-        self.state.seen.insert(k)
+        self.try_claim(x, on) == Claim::New
     }
 
     /// Makes a bred child unique: small forced mutations, then random draws, then enumeration.
@@ -1024,7 +1385,9 @@ impl Engine {
             return true;
         }
         for _ in 0..REPAIR_TRIES {
-            mutate_one(&self.genes, &self.mutable, eta, x, on, &mut self.state.rng);
+            let live = self.live_mutable(x, on);
+            mutate_one(&self.genes, &live, eta, x, on, &mut self.state.rng);
+            self.live = live;
             if self.claim(x, on) {
                 return true;
             }
@@ -1039,10 +1402,21 @@ impl Engine {
         } else {
             0.0
         };
-        for _ in 0..RANDOM_TRIES {
+        // Seen candidates end the random draws after RANDOM_TRIES; rejected ones only after
+        // CONSTRAINT_TRIES draws in all.
+        let budget = if self.space.constraints.is_empty() {
+            RANDOM_TRIES
+        } else {
+            CONSTRAINT_TRIES
+        };
+        let (mut seen, mut tries) = (0, 0);
+        while seen < RANDOM_TRIES && tries < budget {
+            tries += 1;
             sample_genome(&self.genes, share, x, on, &mut self.state.rng);
-            if self.claim(x, on) {
-                return true;
+            match self.try_claim(x, on) {
+                Claim::New => return true,
+                Claim::Seen => seen += 1,
+                Claim::Infeasible => {}
             }
         }
         self.probe(x, on)
@@ -1050,7 +1424,7 @@ impl Engine {
 
     /// Enumerates a finite space from a random start for an unseen candidate.
     fn probe(&mut self, x: &mut [f64], on: &mut [bool]) -> bool {
-        let Some(size) = self.space.size().filter(|&s| s <= PROBE_LIMIT) else {
+        let Some(size) = self.space.raw_size().filter(|&s| s <= PROBE_LIMIT) else {
             return false;
         };
         let start = self.state.rng.random_range(0..size);
@@ -1096,7 +1470,7 @@ impl Engine {
         })?;
         let state: State = postcard::from_bytes(body)
             .map_err(|e| Error::InvalidState(format!("corrupt engine state: {e}")))?;
-        let space = Space::from_json(&state.space_json)?;
+        let space = Space::from_json(&state.space_json)?.with_constraints(&state.constraints)?;
         state.config.validate()?;
         let n = space.params.len();
         let m = state.config.num_objectives();
@@ -1110,6 +1484,7 @@ impl Engine {
             || !consistent(&state.batch)
             || !consistent(&state.archive)
             || state.told.len() != state.batch.len()
+            || state.screened.len() > state.batch.len()
             || state.n_asked > state.batch.len()
         {
             return Err(Error::InvalidState(
@@ -1439,6 +1814,314 @@ mod tests {
         assert_eq!(e.evaluations(), 60);
     }
 
+    fn setup(constraints: &[&str]) -> Setup {
+        Setup {
+            constraints: constraints.iter().map(|c| c.to_string()).collect(),
+            ..Setup::default()
+        }
+    }
+
+    /// Every candidate until done, as column rows.
+    fn all_rows(e: &mut Engine) -> Vec<Vec<f64>> {
+        let n = e.num_params();
+        let mut rows = Vec::new();
+        while !e.done() {
+            let r = e.ask(None);
+            let mut c = vec![0.0; r.len() * n];
+            let ids = e.fill_columns(r, &mut c);
+            let m = e.num_objectives();
+            let s: Vec<f64> = c
+                .chunks(n)
+                .flat_map(|r| {
+                    let v: f64 = r.iter().filter(|v| v.is_finite()).sum();
+                    [v, -v][..m].to_vec()
+                })
+                .collect();
+            rows.extend(c.chunks(n).map(<[f64]>::to_vec));
+            e.tell(&ids, &s).unwrap();
+        }
+        rows
+    }
+
+    #[test]
+    fn constraints_hold_and_exhaustion_counts_feasible_candidates() {
+        for cfg in [
+            config(Algorithm::Ga, 1, 4, 20),
+            screened(config(Algorithm::Ga, 1, 4, 20)),
+            config(Algorithm::Nsga2, 1, 4, 20),
+        ] {
+            let mut e = Engine::create(
+                SMALL,
+                cfg,
+                Some(3),
+                String::new(),
+                setup(&["a * 2 <= 4 and (b is None or b == 'x')"]),
+            )
+            .unwrap();
+            assert_eq!(e.space().size(), Some(6));
+            let rows = all_rows(&mut e);
+            assert_eq!(rows.len(), 6, "{rows:?}");
+            for r in &rows {
+                assert!(r[0] <= 2.0 && (r[1].is_nan() || r[1] == 0.0), "{r:?}");
+            }
+            let (drawn, rejected) = e.constraint_draws();
+            assert!(drawn > 0 && rejected > 0 && rejected < drawn);
+            assert!(e.exhausted());
+        }
+    }
+
+    #[test]
+    fn infeasible_and_malformed_constraints_fail_fast_and_clearly() {
+        for space in [SMALL.to_string(), real_space(3)] {
+            let c = if space == SMALL { "a > 10" } else { "x0 > 2" };
+            let started = std::time::Instant::now();
+            let err = Engine::create(
+                &space,
+                config(Algorithm::Ga, 1, 8, 3),
+                Some(1),
+                String::new(),
+                setup(&[c]),
+            )
+            .err()
+            .expect("refused");
+            assert!(started.elapsed().as_secs() < 5);
+            assert!(matches!(err, Error::InvalidSpace { .. }), "{err:?}");
+            assert!(err.to_string().contains("no candidate satisfies"), "{err}");
+        }
+        let bad = |c: &str| {
+            Engine::create(
+                SMALL,
+                config(Algorithm::Ga, 1, 8, 3),
+                Some(1),
+                String::new(),
+                setup(&[c]),
+            )
+            .err()
+            .expect("refused")
+            .to_string()
+        };
+        let e = bad("a * z <= 4");
+        assert!(
+            e.contains("constraints[0]")
+                && e.contains("unknown parameter 'z'")
+                && e.contains("position 4"),
+            "{e}"
+        );
+        let e = bad("a * <= 4");
+        assert!(e.contains("syntax error at position 4"), "{e}");
+        let e = bad("a in b");
+        assert!(e.contains("position 5"), "{e}");
+    }
+
+    /// `u` a knockout flag, `n` exists only with `u`; `o` a level, `v` only at -O2/-O3.
+    const GATED: &str = r#"{"dict":[
+        ["u",{"param":{"type":"literal","value":"-funroll","knockout_prob":0.5},"path":"u"}],
+        ["n",{"param":{"type":"range","start":2,"end":8,"step":2,"when":"u"},"path":"n"}],
+        ["o",{"param":{"type":"choice","values":["-O1","-O2","-O3"]},"path":"o"}],
+        ["v",{"param":{"type":"range","start":0,"end":2,"step":1,"knockout_prob":0.3,"when":{"o":["-O2","-O3"]}},"path":"v"}]]}"#;
+
+    #[test]
+    fn when_rules_hold_under_crossover_and_mutation_and_dedup_ignores_inactive_genes() {
+        // (1 + 4) settings of u/n times (1 + 2 * 4) of o/v: 5 * 9 = 45 distinct candidates.
+        for cfg in [
+            config(Algorithm::Ga, 1, 6, 40),
+            screened(config(Algorithm::Ga, 1, 6, 40)),
+            config(Algorithm::Nsga3, 2, 6, 40),
+        ] {
+            let mut e = Engine::new(GATED, cfg, Some(11), String::new()).unwrap();
+            assert_eq!(e.space().size(), Some(45));
+            let rows = all_rows(&mut e);
+            let mut seen = HashSet::new();
+            for r in &rows {
+                assert_eq!(r[1].is_nan(), r[0].is_nan(), "n without u: {r:?}");
+                if r[2] == 0.0 {
+                    assert!(r[3].is_nan(), "v at -O1: {r:?}");
+                }
+                let key: Vec<u64> = r.iter().map(|v| v.to_bits()).collect();
+                assert!(seen.insert(key), "repeated phenotype {r:?}");
+            }
+            assert_eq!(rows.len(), 45);
+        }
+    }
+
+    #[test]
+    fn inactive_genes_are_missing_for_the_model() {
+        let e = Engine::new(
+            GATED,
+            screened(config(Algorithm::Ga, 1, 6, 4)),
+            Some(1),
+            String::new(),
+        )
+        .unwrap();
+        // o = -O1 (index 0), v present with a value: v is inactive, so NaN.
+        let f = e.features(&[0.0, 1.0, 0.0, 2.0], &[true, true, true, true]);
+        assert!(f[3].is_nan() && f[1] == 1.0);
+        let f = e.features(&[0.0, 1.0, 1.0, 2.0], &[false, true, true, true]);
+        assert!(f[0].is_nan() && f[1].is_nan() && f[3] == 2.0);
+    }
+
+    #[test]
+    fn bad_when_names_the_parameter() {
+        let space = |when: &str| {
+            format!(
+                r#"{{"dict":[["a",{{"param":{{"type":"choice","values":[1,2]}},"path":"a"}}],["b",{{"param":{{"type":"range","start":0,"end":3,"when":{when}}},"path":"b"}}]]}}"#
+            )
+        };
+        let err = |w: &str| Space::from_json(&space(w)).unwrap_err().to_string();
+        assert!(
+            err(r#""c""#).contains("b: when=\"c\": unknown parameter 'c'"),
+            "{}",
+            err(r#""c""#)
+        );
+        assert!(
+            err(r#"{"a":[3]}"#).contains("3) is not a value of a"),
+            "{}",
+            err(r#"{"a":[3]}"#)
+        );
+        assert!(err(r#""b""#).contains("cannot depend on itself"));
+        assert!(err(r#""a +""#).contains("syntax error"));
+    }
+
+    #[test]
+    fn warm_start_comes_first_and_priors_are_never_proposed() {
+        let cfg = config(Algorithm::Ga, 1, 4, 20);
+        let warm = vec![
+            serde_json::json!({"a": 3, "b": "y"}),
+            serde_json::json!({"a": 0}),
+        ];
+        let priors = vec![
+            serde_json::json!({"a": 1, "b": "x"}),
+            serde_json::json!({"a": 2}),
+        ];
+        let mut e = Engine::create(
+            SMALL,
+            cfg.clone(),
+            Some(5),
+            String::new(),
+            Setup {
+                warm_start: warm,
+                priors,
+                prior_scores: vec![1.0, f64::NAN],
+                ..Setup::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(e.priors(), 2);
+        assert_eq!(e.state.population.len(), 2);
+        let r = e.ask(None);
+        let mut c = vec![0.0; r.len() * 2];
+        let ids = e.fill_columns(r, &mut c);
+        assert_eq!(ids[0], 2, "priors hold ids 0 and 1");
+        assert_eq!(&c[..2], &[3.0, 1.0]);
+        assert!(c[2] == 0.0 && c[3].is_nan());
+        let s: Vec<f64> = c.chunks(2).map(|r| r[0]).collect();
+        e.tell(&ids, &s).unwrap();
+        let mut rows: Vec<Vec<f64>> = c.chunks(2).map(<[f64]>::to_vec).collect();
+        rows.extend(all_rows(&mut e));
+        // 12 candidates in the space, 2 of them told as priors.
+        assert_eq!(rows.len(), 10);
+        assert!(!rows
+            .iter()
+            .any(|r| (r[0] == 1.0 && r[1] == 0.0) || (r[0] == 2.0 && r[1].is_nan())));
+        // A warm-start candidate outside the space is refused, naming the path.
+        let err = Engine::create(
+            SMALL,
+            cfg,
+            Some(5),
+            String::new(),
+            Setup {
+                warm_start: vec![serde_json::json!({"a": 9})],
+                ..Setup::default()
+            },
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("['a']: warm_start[0]: 9 is not a value"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn screening_repairs_rejected_candidates_and_drops_them_when_none_is_left() {
+        let mut e = Engine::new(
+            SMALL,
+            config(Algorithm::Ga, 1, 6, 20),
+            Some(2),
+            String::new(),
+        )
+        .unwrap();
+        let mut told = 0;
+        let mut rejected_keys = HashSet::new();
+        while !e.done() {
+            // An outside rule: a must be even. Screen until every unasked candidate passes.
+            loop {
+                let todo = e.unscreened();
+                if todo.is_empty() {
+                    break;
+                }
+                let (ok, bad): (Vec<usize>, Vec<usize>) = todo.into_iter().partition(|&p| {
+                    let (_, x, _) = e.candidate(p);
+                    x[0] as i64 % 2 == 0
+                });
+                for &p in &bad {
+                    let (_, x, on) = e.candidate(p);
+                    rejected_keys.insert(format!("{x:?}{on:?}"));
+                }
+                e.screen(&ok, &bad).unwrap();
+            }
+            let r = e.ask(None);
+            let mut c = vec![0.0; r.len() * 2];
+            let ids = e.fill_columns(r.clone(), &mut c);
+            assert_eq!(ids, (ids[0]..ids[0] + ids.len() as u64).collect::<Vec<_>>());
+            for p in r {
+                let (_, x, on) = e.candidate(p);
+                assert!(x[0] as i64 % 2 == 0);
+                assert!(!rejected_keys.contains(&format!("{x:?}{on:?}")));
+            }
+            told += ids.len();
+            let s: Vec<f64> = c.chunks(2).map(|r| r[0]).collect();
+            e.tell(&ids, &s).unwrap();
+        }
+        // a in {0, 2} times b in {x, y, absent}: 6 candidates pass the rule.
+        assert_eq!(told, 6);
+        assert!(e.exhausted());
+        assert!(e.screen(&[99], &[]).is_err());
+    }
+
+    #[test]
+    fn state_round_trips_with_constraints_when_and_priors() {
+        let cfg = screened(config(Algorithm::Ga, 1, 6, 8));
+        let mut a = Engine::create(
+            GATED,
+            cfg,
+            Some(9),
+            String::new(),
+            Setup {
+                constraints: vec!["n is None or n <= 6".into()],
+                warm_start: vec![serde_json::json!({"u": "-funroll", "n": 4, "o": "-O3", "v": 1})],
+                priors: vec![serde_json::json!({"o": "-O1"})],
+                prior_scores: vec![3.0],
+            },
+        )
+        .unwrap();
+        let b0 = a.to_bytes();
+        let mut b = Engine::from_bytes(&b0).unwrap();
+        assert_eq!(b.to_bytes(), b0);
+        assert_eq!(b.constraints(), a.constraints());
+        assert_eq!(
+            all_rows(&mut a)
+                .iter()
+                .map(|r| r.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                .collect::<Vec<_>>(),
+            all_rows(&mut b)
+                .iter()
+                .map(|r| r.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        );
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;
@@ -1483,6 +2166,166 @@ mod tests {
                     .collect();
                 format!(r#"{{"dict":[{}]}}"#, items.join(","))
             })
+        }
+
+        /// A random space with `when` conditions and a constraint, as JSON, plus what the test
+        /// needs to check it independently: per parameter its kind (0 int range, 1 choice, 2
+        /// literal), its gate (index, and whether the gate must be at its first value), and the
+        /// constraint's atoms `(i, k, bound)`: `p_i is None or p_k is None or p_i + p_k <= bound`.
+        type Rules = (
+            String,
+            Vec<u8>,
+            Vec<Option<(usize, bool)>>,
+            Vec<(usize, usize, i64)>,
+            bool,
+        );
+
+        fn gated_space() -> impl Strategy<Value = Rules> {
+            let leaf = (
+                0u8..3,
+                0i64..10,
+                1i64..6,
+                1u8..4,
+                any::<bool>(),
+                any::<bool>(),
+                0usize..8,
+                any::<bool>(),
+            );
+            (
+                proptest::collection::vec(leaf, 2..6),
+                proptest::collection::vec((0usize..6, 0usize..6, 0i64..16), 0..3),
+                any::<bool>(),
+            )
+                .prop_map(|(leaves, atoms, any_of)| {
+                    let n = leaves.len();
+                    let mut kinds = Vec::new();
+                    let mut gates = Vec::new();
+                    let mut items = Vec::new();
+                    for (i, &(kind, a, span, k, ko, gated, gate, first)) in
+                        leaves.iter().enumerate()
+                    {
+                        let gate = (gated && i > 0).then(|| {
+                            let g = gate % i;
+                            (g, first && kinds[g] == 1)
+                        });
+                        let when = match gate {
+                            None => String::new(),
+                            Some((g, false)) => format!(r#","when":"p{g}""#),
+                            Some((g, true)) => format!(r#","when":{{"p{g}":["v0"]}}"#),
+                        };
+                        let ko = if ko { r#","knockout_prob":0.4"# } else { "" };
+                        let body = match kind {
+                            0 => {
+                                format!(r#""type":"range","start":{a},"end":{},"step":1"#, a + span)
+                            }
+                            1 => format!(
+                                r#""type":"choice","values":[{}]"#,
+                                (0..=k)
+                                    .map(|v| format!(r#""v{v}""#))
+                                    .collect::<Vec<_>>()
+                                    .join(",")
+                            ),
+                            _ => r#""type":"literal","value":"-f""#.to_string(),
+                        };
+                        kinds.push(kind);
+                        gates.push(gate);
+                        items.push(format!(
+                            r#"["p{i}",{{"param":{{{body}{ko}{when}}},"path":"p{i}"}}]"#
+                        ));
+                    }
+                    let ints: Vec<usize> = (0..n).filter(|&i| kinds[i] == 0).collect();
+                    let atoms: Vec<(usize, usize, i64)> = if ints.is_empty() {
+                        Vec::new()
+                    } else {
+                        atoms
+                            .into_iter()
+                            .map(|(i, k, b)| (ints[i % ints.len()], ints[k % ints.len()], b))
+                            .collect()
+                    };
+                    (
+                        format!(r#"{{"dict":[{}]}}"#, items.join(",")),
+                        kinds,
+                        gates,
+                        atoms,
+                        any_of,
+                    )
+                })
+        }
+
+        fn constraint_text(atoms: &[(usize, usize, i64)], any_of: bool) -> Option<String> {
+            if atoms.is_empty() {
+                return None;
+            }
+            let parts: Vec<String> = atoms
+                .iter()
+                .map(|(i, k, b)| format!("(p{i} is None or p{k} is None or p{i} + p{k} <= {b})"))
+                .collect();
+            Some(parts.join(if any_of { " or " } else { " and " }))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(150))]
+            #[test]
+            fn constraints_and_conditions_hold_for_every_engine((space_json, kinds, gates, atoms, any_of) in gated_space(), seed in any::<u64>(), algo in 0u8..6, cut in 0u32..4) {
+                let algorithm = [Algorithm::Ga, Algorithm::Nsga2, Algorithm::Nsga3][algo as usize % 3];
+                let m = if algorithm == Algorithm::Ga { 1 } else { 2 };
+                let cfg = EngineConfig { surrogate: algo >= 3, oversampling: 4, ..config(algorithm, m, 8, 6) };
+                let constraints: Vec<String> = constraint_text(&atoms, any_of).into_iter().collect();
+                let made = Engine::create(&space_json, cfg, Some(seed), String::new(), Setup { constraints, ..Setup::default() });
+                let mut e = match made {
+                    Ok(e) => e,
+                    // Only a constraint nothing satisfies may refuse the space.
+                    Err(err) => { prop_assert!(err.to_string().contains("no candidate satisfies"), "{}", err); return Ok(()); }
+                };
+                let n = e.num_params();
+                let holds = |r: &[f64]| {
+                    let ok = atoms.iter().map(|&(i, k, b)| r[i].is_nan() || r[k].is_nan() || r[i] + r[k] <= b as f64);
+                    if any_of { ok.into_iter().any(|v| v) } else { ok.into_iter().all(|v| v) }
+                };
+                let mut seen = HashSet::new();
+                let mut copy: Option<Engine> = None;
+                while !e.done() {
+                    if e.generation() == cut && copy.is_none() {
+                        copy = Some(Engine::from_bytes(&e.to_bytes()).unwrap());
+                    }
+                    let r = e.ask(None);
+                    let positions: Vec<usize> = r.clone().collect();
+                    let mut cols = vec![0.0; r.len() * n];
+                    let ids = e.fill_columns(r, &mut cols);
+                    for (row, &pos) in cols.chunks(n).zip(&positions) {
+                        let (_, _, on) = e.candidate(pos);
+                        for i in 0..n {
+                            let cond = match gates[i] {
+                                None => true,
+                                Some((g, false)) => !row[g].is_nan(),
+                                Some((g, true)) => row[g] == 0.0,
+                            };
+                            prop_assert_eq!(row[i].is_nan(), !(on[i] && cond), "presence of p{} in {:?}", i, row);
+                        }
+                        if !atoms.is_empty() {
+                            prop_assert!(holds(row), "violates {:?}: {:?}", constraint_text(&atoms, any_of), row);
+                        }
+                        prop_assert!(seen.insert(row.iter().map(|v| v.to_bits()).collect::<Vec<_>>()), "repeated {:?}", row);
+                    }
+                    let scores: Vec<f64> = cols.chunks(n).flat_map(|r| { let s: f64 = r.iter().filter(|v| v.is_finite()).sum(); vec![s, -s][..m].to_vec() }).collect();
+                    e.tell(&ids, &scores).unwrap();
+                    if let Some(c) = copy.as_mut() {
+                        if c.generation() + 1 == e.generation() {
+                            let r = c.ask(None);
+                            let mut cc = vec![0.0; r.len() * n];
+                            let cids = c.fill_columns(r, &mut cc);
+                            prop_assert_eq!(&cids, &ids);
+                            prop_assert_eq!(cc.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), cols.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                            c.tell(&cids, &scores).unwrap();
+                        }
+                    }
+                }
+                let _ = kinds;
+                if let Some(size) = e.space().size() {
+                    prop_assert!(seen.len() as u128 <= size);
+                    if e.exhausted() { prop_assert_eq!(seen.len() as u128, size); }
+                }
+            }
         }
 
         proptest! {

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod expr;
 pub mod normalize;
 pub mod operators;
 pub mod refdirs;

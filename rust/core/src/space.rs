@@ -5,6 +5,7 @@
 //! is the column order of `ask_array`.
 
 use crate::error::{Error, Result};
+use crate::expr::{display_path, parse, parse_path, Ast, Seg, V};
 use serde::Deserialize;
 
 /// A plain value a parameter can take. JSON `1` is an `Int`, `1.0` a `Float`.
@@ -49,17 +50,47 @@ pub enum ParamSpec {
         seed_low: Option<Num>,
         #[serde(default)]
         seed_high: Option<Num>,
+        #[serde(default)]
+        when: Option<WhenSpec>,
     },
     Choice {
         values: Vec<Value>,
         #[serde(default)]
         knockout_prob: Option<f64>,
+        #[serde(default)]
+        when: Option<WhenSpec>,
     },
     Literal {
         value: Value,
         #[serde(default)]
         knockout_prob: Option<f64>,
+        #[serde(default)]
+        when: Option<WhenSpec>,
     },
+}
+
+/// When a parameter exists: `"path"` (that parameter is present) or `{"path": [values]}` (each
+/// named parameter is present and has one of its values).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum WhenSpec {
+    Present(String),
+    Values(std::collections::BTreeMap<String, Vec<Value>>),
+}
+
+/// One condition of a parameter's `when`: `gate` is active and, with `allowed`, at one of the
+/// allowed gene indices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cond {
+    pub gate: usize,
+    pub allowed: Option<Vec<bool>>,
+}
+
+/// A compiled constraint expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Constraint {
+    pub text: String,
+    pub ast: Ast<usize>,
 }
 
 /// The tree of the spec as received.
@@ -130,6 +161,8 @@ pub struct Param {
     pub knockout: Option<f64>,
     /// Bounds of the seed sub-range in gene space (index or value), used only at initialisation.
     pub seed_bounds: Option<(f64, f64)>,
+    /// The `when` as written; [`Space`] resolves it into conditions.
+    pub when: Option<WhenSpec>,
 }
 
 /// The output shape of a candidate.
@@ -145,6 +178,13 @@ pub enum Layout {
 pub struct Space {
     pub params: Vec<Param>,
     pub layout: Layout,
+    /// Per parameter, the conditions of its `when` (empty: always active).
+    pub conditions: Vec<Vec<Cond>>,
+    /// The parameters in an order where every gate comes before what it gates.
+    pub order: Vec<usize>,
+    /// Whether any parameter has a `when`.
+    pub gated: bool,
+    pub constraints: Vec<Constraint>,
 }
 
 /// Largest grid we index exactly with f64 genes.
@@ -190,6 +230,44 @@ fn check_knockout(path: &str, knockout_prob: Option<f64>) -> Result<Option<f64>>
     }
 }
 
+/// Checks the syntax of a `when`'s paths (they are resolved once the whole space is known).
+fn checked_when(path: &str, when: &Option<WhenSpec>) -> Result<Option<WhenSpec>> {
+    let paths: Vec<&String> = match when {
+        None => return Ok(None),
+        Some(WhenSpec::Present(p)) => vec![p],
+        Some(WhenSpec::Values(map)) => {
+            if map.is_empty() {
+                return Err(Error::space(path, "when= needs at least one parameter"));
+            }
+            for (gate, values) in map {
+                if values.is_empty() {
+                    return Err(Error::space(
+                        path,
+                        format!("when={{{gate:?}: [...]}} needs at least one value"),
+                    ));
+                }
+                for v in values {
+                    check_value(path, "when values", v)?;
+                }
+            }
+            map.keys().collect()
+        }
+    };
+    for p in paths {
+        parse_path(p).map_err(|e| Error::space(path, format!("when={p:?}: {e}")))?;
+    }
+    Ok(when.clone())
+}
+
+fn value_v(v: &Value) -> V<'_> {
+    match v {
+        Value::Bool(b) => V::Bool(*b),
+        Value::Int(i) => V::Int(*i),
+        Value::Float(f) => V::Float(*f),
+        Value::Str(s) => V::Str(s),
+    }
+}
+
 fn check_value(path: &str, what: &str, value: &Value) -> Result<()> {
     if let Value::Float(f) = value {
         if !f.is_finite() {
@@ -213,6 +291,7 @@ impl Param {
                 knockout_prob,
                 seed_low,
                 seed_high,
+                when,
             } => {
                 let knockout = check_knockout(path, *knockout_prob)?;
                 for (name, v) in [
@@ -299,11 +378,13 @@ impl Param {
                     domain,
                     knockout,
                     seed_bounds,
+                    when: checked_when(path, when)?,
                 })
             }
             ParamSpec::Choice {
                 values,
                 knockout_prob,
+                when,
             } => {
                 let knockout = check_knockout(path, *knockout_prob)?;
                 if values.is_empty() {
@@ -325,11 +406,13 @@ impl Param {
                     },
                     knockout,
                     seed_bounds: None,
+                    when: checked_when(path, when)?,
                 })
             }
             ParamSpec::Literal {
                 value,
                 knockout_prob,
+                when,
             } => {
                 let knockout = check_knockout(path, *knockout_prob)?;
                 check_value(path, "literal value", value)?;
@@ -340,6 +423,7 @@ impl Param {
                     },
                     knockout,
                     seed_bounds: None,
+                    when: checked_when(path, when)?,
                 })
             }
         }
@@ -478,6 +562,24 @@ impl Param {
         }
     }
 
+    /// The value of a present gene as constraint expressions see it.
+    #[inline]
+    pub fn v(&self, gene: f64) -> V<'_> {
+        match &self.domain {
+            Domain::IntGrid { start, step, .. } => V::Int(start + (gene as i64) * step),
+            Domain::FloatGrid {
+                start,
+                step,
+                end,
+                scale,
+                ..
+            } => V::Float(float_grid_value(*start, *step, *end, *scale, gene)),
+            Domain::Continuous { .. } => V::Float(gene),
+            Domain::Choice { values } => value_v(&values[gene as usize]),
+            Domain::Literal { value } => value_v(value),
+        }
+    }
+
     /// The user-facing value of a present gene.
     pub fn value(&self, gene: f64) -> Value {
         match &self.domain {
@@ -519,7 +621,17 @@ impl Space {
         if params.is_empty() {
             return Err(Error::space("", "the search space has no parameters"));
         }
-        Ok(Space { params, layout })
+        let n = params.len();
+        let mut space = Space {
+            params,
+            layout,
+            conditions: vec![Vec::new(); n],
+            order: (0..n).collect(),
+            gated: false,
+            constraints: Vec::new(),
+        };
+        space.compile_conditions()?;
+        Ok(space)
     }
 
     fn compile_node(spec: &NodeSpec, params: &mut Vec<Param>, _nested: bool) -> Result<Layout> {
@@ -542,14 +654,527 @@ impl Space {
         }
     }
 
-    /// Number of distinct candidates, knockout states included; `None` when infinite or beyond u128.
-    pub fn size(&self) -> Option<u128> {
+    /// Compiles constraint expressions over this space's parameters.
+    pub fn with_constraints(mut self, texts: &[String]) -> Result<Space> {
+        for (k, text) in texts.iter().enumerate() {
+            let at = format!("constraints[{k}]");
+            let ast = parse(text).map_err(|e| {
+                Error::space(
+                    &at,
+                    format!("{text:?}: {e}\n    {text}\n    {}^", " ".repeat(e.pos)),
+                )
+            })?;
+            let ast = ast.resolve(&mut |name: crate::expr::Name| {
+                self.resolve(&name.path).map_err(|why| {
+                    Error::space(&at, format!("{text:?}: {why} (at position {})", name.pos))
+                })
+            })?;
+            self.constraints.push(Constraint {
+                text: text.clone(),
+                ast,
+            });
+        }
+        Ok(self)
+    }
+
+    /// The user-facing names of the parameters (`a.b`, `a['x y']`, `[0].a`), in column order.
+    pub fn names(&self) -> Vec<String> {
+        fn walk(l: &Layout, prefix: &mut Vec<Seg>, out: &mut Vec<(usize, String)>) {
+            match l {
+                Layout::Leaf(i) => out.push((*i, display_path(prefix))),
+                Layout::Dict(items) => {
+                    for (k, c) in items {
+                        prefix.push(Seg::Key(k.clone()));
+                        walk(c, prefix, out);
+                        prefix.pop();
+                    }
+                }
+                Layout::List(items) => {
+                    for (i, c) in items.iter().enumerate() {
+                        prefix.push(Seg::Index(i));
+                        walk(c, prefix, out);
+                        prefix.pop();
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.layout, &mut Vec::new(), &mut out);
+        out.sort_by_key(|(i, _)| *i);
+        out.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// The parameter a path names, or why there is none.
+    pub fn resolve(&self, path: &[Seg]) -> std::result::Result<usize, String> {
+        let mut node = &self.layout;
+        for (depth, seg) in path.iter().enumerate() {
+            let child = match (node, seg) {
+                (Layout::Dict(items), Seg::Key(k)) => {
+                    items.iter().find(|(key, _)| key == k).map(|(_, c)| c)
+                }
+                (Layout::List(items), Seg::Index(i)) => items.get(*i),
+                _ => None,
+            };
+            node = match child {
+                Some(c) => c,
+                None => {
+                    let names = self.names();
+                    let shown: Vec<&str> = names.iter().take(12).map(String::as_str).collect();
+                    let more = if names.len() > 12 { ", ..." } else { "" };
+                    let what = if depth == 0 {
+                        String::new()
+                    } else {
+                        format!(
+                            " (no {} under {})",
+                            display_path(&path[depth..=depth]),
+                            display_path(&path[..depth])
+                        )
+                    };
+                    return Err(format!(
+                        "unknown parameter '{}'{what}; the parameters are {}{more}",
+                        display_path(path),
+                        shown.join(", ")
+                    ));
+                }
+            };
+        }
+        match node {
+            Layout::Leaf(i) => Ok(*i),
+            _ => Err(format!(
+                "'{}' is a group of parameters, not one parameter",
+                display_path(path)
+            )),
+        }
+    }
+
+    fn compile_conditions(&mut self) -> Result<()> {
+        let n = self.params.len();
+        for i in 0..n {
+            let Some(when) = self.params[i].when.clone() else {
+                continue;
+            };
+            let own = self.params[i].path.clone();
+            let gates: Vec<(String, Option<Vec<Value>>)> = match when {
+                WhenSpec::Present(p) => vec![(p, None)],
+                WhenSpec::Values(map) => map.into_iter().map(|(p, v)| (p, Some(v))).collect(),
+            };
+            for (text, values) in gates {
+                let segs = parse_path(&text)
+                    .map_err(|e| Error::space(&own, format!("when={text:?}: {e}")))?;
+                let gate = self
+                    .resolve(&segs)
+                    .map_err(|why| Error::space(&own, format!("when={text:?}: {why}")))?;
+                if gate == i {
+                    return Err(Error::space(
+                        &own,
+                        format!("when={text:?}: a parameter cannot depend on itself"),
+                    ));
+                }
+                let allowed = match values {
+                    None => None,
+                    Some(values) => Some(self.allowed(gate, &values).map_err(|why| {
+                        Error::space(&own, format!("when={{{text:?}: ...}}: {why}"))
+                    })?),
+                };
+                self.conditions[i].push(Cond { gate, allowed });
+            }
+        }
+        self.gated = self.conditions.iter().any(|c| !c.is_empty());
+        // Gates first (Kahn's algorithm); a cycle is an error naming one of its parameters.
+        let mut pending: Vec<usize> = self.conditions.iter().map(Vec::len).collect();
+        let mut order: Vec<usize> = (0..n).filter(|&i| pending[i] == 0).collect();
+        let mut k = 0;
+        while k < order.len() {
+            let g = order[k];
+            k += 1;
+            for (i, conds) in self.conditions.iter().enumerate() {
+                for c in conds {
+                    if c.gate == g {
+                        pending[i] -= 1;
+                        if pending[i] == 0 {
+                            order.push(i);
+                        }
+                    }
+                }
+            }
+        }
+        if order.len() < n {
+            let stuck = (0..n)
+                .find(|&i| pending[i] > 0)
+                .expect("a parameter in a cycle");
+            return Err(Error::space(
+                &self.params[stuck].path,
+                "its when= conditions form a cycle",
+            ));
+        }
+        self.order = order;
+        Ok(())
+    }
+
+    /// The gene indices of `gate` whose value is one of `values`.
+    fn allowed(&self, gate: usize, values: &[Value]) -> std::result::Result<Vec<bool>, String> {
+        let p = &self.params[gate];
+        let Some(levels) = p.levels().filter(|&l| l <= 1 << 16) else {
+            return Err(
+                "when= values need a parameter with at most 65536 values (not a continuous range)"
+                    .into(),
+            );
+        };
+        let mut allowed = vec![false; levels as usize];
+        for v in values {
+            let want = value_v(v);
+            let mut found = false;
+            for (k, slot) in allowed.iter_mut().enumerate() {
+                if p.v(k as f64).equals(want) {
+                    *slot = true;
+                    found = true;
+                }
+            }
+            if !found {
+                return Err(format!("{v:?} is not a value of {}", p.path));
+            }
+        }
+        Ok(allowed)
+    }
+
+    /// Which parameters the candidate has: present (not knocked out) and, for a parameter with a
+    /// `when`, its conditions hold on the active parameters.
+    #[inline]
+    pub fn active_into(&self, x: &[f64], on: &[bool], active: &mut [bool]) {
+        if !self.gated {
+            active.copy_from_slice(on);
+            return;
+        }
+        for &i in &self.order {
+            active[i] = on[i] && self.conditions_hold(i, x, active);
+        }
+    }
+
+    /// Whether parameter `i`'s `when` holds, given the activity of its gates.
+    #[inline]
+    pub fn conditions_hold(&self, i: usize, x: &[f64], active: &[bool]) -> bool {
+        self.conditions[i].iter().all(|c| {
+            active[c.gate]
+                && c.allowed
+                    .as_ref()
+                    .is_none_or(|a| a.get(x[c.gate] as usize).copied().unwrap_or(false))
+        })
+    }
+
+    /// Whether a candidate (genes and activity) satisfies every constraint.
+    #[inline]
+    pub fn feasible(&self, x: &[f64], active: &[bool]) -> bool {
+        let value = |i: usize| {
+            if active[i] {
+                self.params[i].v(x[i])
+            } else {
+                V::None
+            }
+        };
+        self.constraints.iter().all(|c| c.ast.holds(&value))
+    }
+
+    /// Number of genome states, knockout states included (what enumeration walks); `None` when
+    /// infinite or beyond u128.
+    pub fn raw_size(&self) -> Option<u128> {
         let mut total: u128 = 1;
         for p in &self.params {
             let radix = p.levels()? as u128 + u128::from(p.knockout.is_some());
             total = total.checked_mul(radix)?;
         }
         Some(total)
+    }
+
+    /// Number of distinct feasible candidates (inactive parameters count once, as absent);
+    /// `None` when infinite, beyond u128, or too many to count when constraints apply.
+    pub fn size(&self) -> Option<u128> {
+        if !self.gated && self.constraints.is_empty() {
+            return self.raw_size();
+        }
+        // Enumerate the parameters that gate others or that constraints read; multiply in the rest.
+        let n = self.params.len();
+        let mut relevant = vec![false; n];
+        for conds in &self.conditions {
+            for c in conds {
+                relevant[c.gate] = true;
+            }
+        }
+        for c in &self.constraints {
+            let mut names = Vec::new();
+            c.ast.names(&mut names);
+            for i in names {
+                relevant[i] = true;
+            }
+        }
+        let order: Vec<usize> = self
+            .order
+            .iter()
+            .copied()
+            .filter(|&i| relevant[i])
+            .collect();
+        let rest: Vec<usize> = self
+            .order
+            .iter()
+            .copied()
+            .filter(|&i| !relevant[i])
+            .collect();
+        let mut counter = Counter {
+            space: self,
+            order: &order,
+            rest: &rest,
+            x: vec![0.0; n],
+            active: vec![false; n],
+            visits: 0,
+        };
+        counter.count(0)
+    }
+
+    /// A candidate's genes from its params (a JSON value shaped as the objective receives it);
+    /// errors name the path. With `strict`, inactive parameters must be absent and the
+    /// constraints must hold; without (an earlier evaluation, mapped by name), a value given for
+    /// an inactive parameter is ignored.
+    pub fn encode(
+        &self,
+        value: &serde_json::Value,
+        what: &str,
+        strict: bool,
+    ) -> Result<(Vec<f64>, Vec<bool>)> {
+        let n = self.params.len();
+        let (mut x, mut on) = (vec![0.0; n], vec![false; n]);
+        self.encode_node(&self.layout, Some(value), (what, what), &mut x, &mut on)?;
+        let mut active = vec![false; n];
+        self.active_into(&x, &on, &mut active);
+        for i in 0..n {
+            let p = &self.params[i];
+            if strict && on[i] && !active[i] {
+                return Err(Error::space(
+                    &p.path,
+                    format!("{what}: given although its when= condition does not hold"),
+                ));
+            }
+            if !on[i] && p.knockout.is_none() && self.conditions_hold(i, &x, &active) {
+                return Err(Error::space(
+                    &p.path,
+                    format!("{what}: missing (the parameter has no knockout_prob)"),
+                ));
+            }
+            if !on[i] && p.knockout.is_none() {
+                // Absent because inactive: any state of the knockout-free gene is "present".
+                on[i] = true;
+            }
+        }
+        if !strict {
+            return Ok((x, on));
+        }
+        if let Some(c) = self.constraints.iter().find(|c| {
+            !c.ast.holds(&|i| {
+                if active[i] {
+                    self.params[i].v(x[i])
+                } else {
+                    V::None
+                }
+            })
+        }) {
+            return Err(Error::space(
+                "",
+                format!("{what} violates the constraint {:?}", c.text),
+            ));
+        }
+        Ok((x, on))
+    }
+
+    /// `(what, at)`: the candidate's name, and where in it `value` is.
+    fn encode_node(
+        &self,
+        node: &Layout,
+        value: Option<&serde_json::Value>,
+        (what, at): (&str, &str),
+        x: &mut [f64],
+        on: &mut [bool],
+    ) -> Result<()> {
+        match node {
+            Layout::Leaf(i) => {
+                let Some(v) = value else { return Ok(()) };
+                x[*i] = self.params[*i]
+                    .gene_of(v)
+                    .map_err(|why| Error::space(&self.params[*i].path, format!("{what}: {why}")))?;
+                on[*i] = true;
+                Ok(())
+            }
+            Layout::Dict(items) => {
+                let map = match value {
+                    None => None,
+                    Some(serde_json::Value::Object(m)) => Some(m),
+                    Some(other) => {
+                        return Err(Error::space(
+                            "",
+                            format!("{at}: expected a dict, got {other}"),
+                        ))
+                    }
+                };
+                if let Some(m) = map {
+                    for k in m.keys() {
+                        if !items.iter().any(|(key, _)| key == k) {
+                            return Err(Error::space("", format!("{at}: unknown key {k:?}")));
+                        }
+                    }
+                }
+                for (k, child) in items {
+                    let inner = format!("{at}[{k:?}]");
+                    self.encode_node(child, map.and_then(|m| m.get(k)), (what, &inner), x, on)?;
+                }
+                Ok(())
+            }
+            Layout::List(items) => {
+                let list = match value {
+                    Some(serde_json::Value::Array(a)) if a.len() == items.len() => a,
+                    other => {
+                        return Err(Error::space(
+                            "",
+                            format!(
+                                "{at}: expected a list of {} dicts, got {}",
+                                items.len(),
+                                other.map_or("nothing".into(), |v| v.to_string())
+                            ),
+                        ))
+                    }
+                };
+                for (i, (child, v)) in items.iter().zip(list).enumerate() {
+                    let inner = format!("{at}[{i}]");
+                    self.encode_node(child, Some(v), (what, &inner), x, on)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Counts feasible candidates by enumerating the relevant parameters (gates and constrained
+/// ones) in gate order, multiplying in the others.
+struct Counter<'a> {
+    space: &'a Space,
+    order: &'a [usize],
+    rest: &'a [usize],
+    x: Vec<f64>,
+    active: Vec<bool>,
+    visits: u64,
+}
+
+/// Counting gives up (the size is unknown) beyond this many enumerated states.
+const COUNT_LIMIT: u64 = 1 << 22;
+
+impl Counter<'_> {
+    fn count(&mut self, k: usize) -> Option<u128> {
+        self.visits += 1;
+        if self.visits > COUNT_LIMIT {
+            return None;
+        }
+        let space = self.space;
+        if k == self.order.len() {
+            if !space.feasible(&self.x, &self.active) {
+                return Some(0);
+            }
+            let mut total: u128 = 1;
+            for &i in self.rest {
+                if !space.conditions_hold(i, &self.x, &self.active) {
+                    continue;
+                }
+                let p = &space.params[i];
+                total =
+                    total.checked_mul(p.levels()? as u128 + u128::from(p.knockout.is_some()))?;
+            }
+            return Some(total);
+        }
+        let i = self.order[k];
+        let p = &space.params[i];
+        if !space.conditions_hold(i, &self.x, &self.active) {
+            self.active[i] = false;
+            return self.count(k + 1);
+        }
+        let mut total: u128 = 0;
+        if p.knockout.is_some() {
+            self.active[i] = false;
+            total = total.checked_add(self.count(k + 1)?)?;
+        }
+        self.active[i] = true;
+        let levels = p.levels()?;
+        let discrete = p.gene_kind() != GeneKind::Fixed;
+        for level in 0..levels {
+            self.x[i] = if discrete { level as f64 } else { 0.0 };
+            total = total.checked_add(self.count(k + 1)?)?;
+        }
+        self.x[i] = 0.0;
+        Some(total)
+    }
+}
+
+impl Param {
+    /// The gene of a user-given value, or why it is not a value of this parameter.
+    pub fn gene_of(&self, v: &serde_json::Value) -> std::result::Result<f64, String> {
+        let given: Value = serde_json::from_value(v.clone())
+            .map_err(|_| format!("{v} is not a bool, int, float or string"))?;
+        let want = value_v(&given);
+        let bad = || format!("{v} is not a value of this parameter");
+        match &self.domain {
+            Domain::Continuous { low, high } => match want {
+                V::Int(i) if (*low..=*high).contains(&(i as f64)) => Ok(i as f64),
+                V::Float(f) if (*low..=*high).contains(&f) => Ok(f),
+                _ => Err(bad()),
+            },
+            Domain::IntGrid {
+                start,
+                step,
+                levels,
+            } => {
+                let i = match want {
+                    V::Int(i) => i,
+                    V::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
+                    _ => return Err(bad()),
+                };
+                let off = (i as i128) - (*start as i128);
+                if off < 0 || off % (*step as i128) != 0 || off / (*step as i128) >= *levels as i128
+                {
+                    return Err(bad());
+                }
+                Ok((off / (*step as i128)) as f64)
+            }
+            Domain::FloatGrid {
+                step,
+                levels,
+                start,
+                ..
+            } => {
+                let f = match want {
+                    V::Int(i) => i as f64,
+                    V::Float(f) => f,
+                    _ => return Err(bad()),
+                };
+                let k = ((f - start) / step).round();
+                if k < 0.0
+                    || k >= *levels as f64
+                    || (self.column_value(k) - f).abs() > 1e-9 * step.abs().max(f.abs())
+                {
+                    return Err(bad());
+                }
+                Ok(k)
+            }
+            Domain::Choice { values } => {
+                // An exact match first (1.0 is not 1 when both are values), then numeric equality.
+                values
+                    .iter()
+                    .position(|c| *c == given)
+                    .or_else(|| values.iter().position(|c| value_v(c).equals(want)))
+                    .map(|k| k as f64)
+                    .ok_or_else(bad)
+            }
+            Domain::Literal { value } => {
+                if value_v(value).equals(want) {
+                    Ok(0.0)
+                } else {
+                    Err(bad())
+                }
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! the GIL released (`detached`), core errors map to `genetune.exceptions` in `to_pyerr`, and a
 //! Rust panic becomes `genetune.exceptions.InternalError`, never a `PanicException`.
 
-use genetune_core::engine::Engine;
+use genetune_core::engine::{Engine, Setup};
 use genetune_core::normalize::normalize_matrix;
 use genetune_core::space::{Domain, Layout, Param, Value};
 use genetune_core::{EngineConfig, Error};
@@ -263,9 +263,11 @@ impl PyCoreEngine {
             positions
                 .map(|i| {
                     let (id, x, on) = self.inner.candidate(i);
+                    // Inactive parameters (by `when`) are absent, like knocked-out ones.
+                    let active = self.inner.active(x, on);
                     let value = self
                         .decoder
-                        .build(py, params, &self.decoder.layout, x, on, false)?
+                        .build(py, params, &self.decoder.layout, x, &active, false)?
                         .expect("root is always present");
                     Py::new(
                         py,
@@ -283,17 +285,44 @@ impl PyCoreEngine {
 
 #[pymethods]
 impl PyCoreEngine {
+    /// `warm_start_json`: a JSON list of candidates evaluated first; `priors_json`: a JSON list
+    /// of candidates evaluated before, with their `prior_scores` `(k, num_objectives)`.
     #[new]
-    #[pyo3(signature = (space_json, config_json, seed=None, meta=String::new()))]
+    #[pyo3(signature = (space_json, config_json, seed=None, meta=String::new(), constraints=Vec::new(), warm_start_json=None, priors_json=None, prior_scores=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         space_json: String,
         config_json: String,
         seed: Option<u64>,
         meta: String,
+        constraints: Vec<String>,
+        warm_start_json: Option<String>,
+        priors_json: Option<String>,
+        prior_scores: Option<PyReadonlyArray2<'_, f64>>,
     ) -> PyResult<Self> {
         let config = EngineConfig::from_json(&config_json).map_err(to_pyerr)?;
-        let inner = detached(py, || Engine::new(&space_json, config, seed, meta))?;
+        let list = |json: Option<String>, what: &str| -> PyResult<Vec<serde_json::Value>> {
+            match json {
+                None => Ok(Vec::new()),
+                Some(text) => serde_json::from_str(&text).map_err(|e| {
+                    SearchSpaceError::new_err(format!(
+                        "{what} must be a JSON list of candidates: {e}"
+                    ))
+                }),
+            }
+        };
+        let setup = Setup {
+            constraints,
+            warm_start: list(warm_start_json, "warm_start")?,
+            priors: list(priors_json, "prior evaluations")?,
+            prior_scores: prior_scores
+                .map(|a| a.as_array().iter().copied().collect())
+                .unwrap_or_default(),
+        };
+        let inner = detached(py, || {
+            Engine::create(&space_json, config, seed, meta, setup)
+        })?;
         Self::wrap(py, inner)
     }
 
@@ -327,6 +356,26 @@ impl PyCoreEngine {
         let x = Array2::from_shape_vec((rows, width), cols)
             .map_err(|e| InternalError::new_err(e.to_string()))?;
         Ok((ids.into_pyarray(py), x.into_pyarray(py)))
+    }
+
+    /// Not-yet-asked candidates an outside constraint has not accepted yet, with their batch
+    /// positions.
+    fn unscreened(&self, py: Python<'_>) -> PyResult<(Vec<usize>, Vec<Py<PyCandidate>>)> {
+        let positions = self.inner.unscreened();
+        let candidates = self.candidates(py, positions.iter().copied())?;
+        Ok((positions, candidates))
+    }
+
+    /// An outside constraint's verdict on batch positions: rejected ones are repaired in place
+    /// (or dropped when none is left); returns how many were dropped.
+    fn screen(
+        &mut self,
+        py: Python<'_>,
+        accepted: Vec<usize>,
+        rejected: Vec<usize>,
+    ) -> PyResult<usize> {
+        let inner = &mut self.inner;
+        detached(py, || inner.screen(&accepted, &rejected))
     }
 
     /// Candidates asked but not yet told.
@@ -457,7 +506,22 @@ impl PyCoreEngine {
             .map(|p| p.path.clone())
             .collect()
     }
-    /// Number of distinct candidates (`None` if the space has a continuous range).
+    /// Candidates checked against the constraints so far and how many of them were rejected.
+    #[getter]
+    fn constraint_draws(&self) -> (u64, u64) {
+        self.inner.constraint_draws()
+    }
+    /// Prior evaluations told at creation (ids `0..prior_count`).
+    #[getter]
+    fn prior_count(&self) -> u64 {
+        self.inner.priors()
+    }
+    #[getter]
+    fn constraints(&self) -> Vec<String> {
+        self.inner.constraints().to_vec()
+    }
+    /// Number of distinct feasible candidates (`None` if infinite, or too many to count under
+    /// constraints).
     #[getter]
     fn space_size(&self) -> Option<u128> {
         self.inner.space().size()

@@ -20,12 +20,35 @@ from genetune.jobs.gcc.flags import flags_from_params
 from genetune.jobs.gcc.objective import GccObjective
 from genetune.jobs.gcc.space import SPACE_PATH, load_space, search_config
 from genetune.jobs.gcc.stats import SpeedupReport, measure_speedups
-from genetune.search_spaces import compile_space
+from genetune.engine import Engine
+from genetune.exceptions import SearchSpaceError
+from genetune.search_spaces import SearchSpace, compile_space
 
-__all__ = ["gcc_tuning", "report_speedups"]
+__all__ = ["WARM_START", "gcc_tuning", "report_speedups", "warm_start_candidates"]
 
 #: The objective by import path (Dask workers and deployments build it from ``objective_kwargs``).
 OBJECTIVE = "genetune.jobs.gcc:GccObjective"
+
+
+#: What the search evaluates first: the usual best guesses (the -march of the plain -O3 is gcc's
+#: default target).
+WARM_START: tuple[dict[str, str], ...] = (
+    {"opt_level": "-O3", "march": "-march=x86-64"},
+    {"opt_level": "-O3", "march": "-march=native"},
+)
+
+
+def warm_start_candidates(space: SearchSpace) -> list[dict[str, str]]:
+    """The :data:`WARM_START` candidates that ``space`` can express (an edited space, or a
+    machine without ``-march=native``, may lack one)."""
+    fits = []
+    for candidate in WARM_START:
+        try:
+            Engine(space, {"generations": 1, "pool_size": 6, "seed": 0}, warm_start=[candidate])
+        except SearchSpaceError:
+            continue
+        fits.append(dict(candidate))
+    return fits
 
 
 @task(name="genetune-gcc-remeasure", cache_policy=NO_CACHE, persist_result=False)
@@ -79,13 +102,15 @@ def gcc_tuning(
     mlflow_experiment: str = "genetune-gcc",
     space_path: str | None = None,
     progress_bar: bool = False,
+    warm_start: bool = True,
 ) -> dict[str, Any]:
     """Tunes gcc flags for the bundled kernels (``genetune.jobs.gcc``), normalized against -O2,
     then re-measures the winner against -O2 and -O3 over ``rounds`` interleaved rounds.
 
     The search runs as the ``genetune-search`` flow (one Prefect task per chunk of candidates on
     Dask: ``dask_address``, or a local cluster of ``n_workers``). ``size="small"`` and low
-    ``repeats``/``rounds`` give a quick smoke run. Returns the search summary plus ``speedup``
+    ``repeats``/``rounds`` give a quick smoke run. ``warm_start``: evaluate ``-O3`` and
+    ``-O3 -march=native`` first (:data:`WARM_START`). Returns the search summary plus ``speedup``
     (the report) and ``report_files``. ``progress_bar``: the search's progress bars on stderr.
     """
     logger = get_run_logger()
@@ -104,6 +129,7 @@ def gcc_tuning(
         mlflow_tracking_uri=mlflow_tracking_uri,
         mlflow_experiment=mlflow_experiment,
         progress_bar=progress_bar,
+        warm_start=warm_start_candidates(loaded) if warm_start else None,
     )
     best = summary.get("best")
     if not isinstance(best, dict):
