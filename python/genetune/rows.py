@@ -10,7 +10,8 @@ from genetune.scores import Score
 
 __all__ = ["Row", "Status", "row_from_score", "told_scores"]
 
-Status = Literal["valid", "invalid", "baseline"]
+#: ``"remeasure"``: a re-measurement of a candidate when the search ended (:mod:`genetune.remeasure`).
+Status = Literal["valid", "invalid", "baseline", "remeasure"]
 
 
 class Row(TypedDict):

@@ -30,7 +30,9 @@ from genetune.config import SearchConfiguration, as_search_configuration
 from genetune.engine import Engine
 from genetune.exceptions import CheckpointMismatchError, ObjectiveReturnError, SearchFailedError
 from genetune.manifest import manifest
+from genetune.objectives import checked_objective, measured_objective
 from genetune.recorder import Recorder
+from genetune.remeasure import remeasure, remeasured_summary
 from genetune.results import SearchResult
 from genetune.rows import Row, told_scores
 from genetune.scores import Score
@@ -73,9 +75,7 @@ class Search:
         disable_progress_bar: bool | None = None,
         exit_on_failure: bool = True,
     ) -> None:
-        if not callable(objective_function):
-            raise TypeError(f"objective_function must be callable, got {type(objective_function).__name__}")
-        self.objective_function = objective_function
+        self.objective_function = checked_objective(objective_function)
         self.search_config = as_search_configuration(search_config)
         self.search_space = search_space
         # Validates the space and configuration now, not at start().
@@ -181,6 +181,8 @@ class Search:
             while not engine.done:
                 self._generation(run)
             reason = "exhausted" if engine.exhausted else "completed"
+            if engine.config.remeasure_top > 0:
+                self._remeasure(run)
             result = self._result(run.rows)
         except KeyboardInterrupt:
             reason = "stopped"
@@ -247,7 +249,7 @@ class Search:
         scores: dict[int | str, Score] = {}
         if todo:
             returned = self.worker.run(
-                self.objective_function,
+                self._shipped_objective(),
                 [c.params for c in todo],
                 [c.id for c in todo],
                 self.search_config.num_objectives,
@@ -266,9 +268,28 @@ class Search:
         return rows
 
     def _measure_baselines(self, run: _Run, *, first: bool) -> None:
-        for row in run.baselines.measure(self.objective_function, run.options, first=first, run_folder=run.folder):
+        for row in run.baselines.measure(self._shipped_objective(), run.options, first=first, run_folder=run.folder):
             run.rows.append(row)
             run.recorder.baseline(row, failed=not all(math.isfinite(v) for v in row["scores"]))
+
+    def _shipped_objective(self) -> Any:
+        """The objective as workers get it: with its measuring plan (repeats, two phases)."""
+        return measured_objective(self.objective_function, self.search_config.repeats)
+
+    def _remeasure(self, run: _Run) -> None:
+        """The re-measurement phase (``remeasure_top``); its rows join the result."""
+        rows = remeasure(
+            self.worker,
+            self.objective_function,
+            [r for r in run.rows if r["status"] == "valid"],
+            run.engine.config,
+            run.options,
+            generation=run.engine.generation,
+            seed=run.engine.seed,
+            finished=run.finished,
+            record=run.recorder.remeasured,
+        )
+        run.rows.extend(rows)
 
     def _finish(self, run: _Run, reason: str, result: SearchResult | None) -> None:
         """Closes files and the worker, saves ``results.csv`` and reports the end to the trackers."""
@@ -280,7 +301,7 @@ class Search:
         stats = run.recorder.stats
         summary = {
             "reason": reason,
-            "evaluations": sum(r["status"] != "baseline" for r in run.rows),
+            "evaluations": sum(r["status"] not in ("baseline", "remeasure") for r in run.rows),
             "invalid": sum(r["status"] == "invalid" for r in run.rows),
             "generations": run.engine.generation,
             "best": stats.best(),
@@ -290,6 +311,7 @@ class Search:
             "run_folder": str(run.folder),
             "result_csv": str(result_csv) if result_csv is not None else None,
         }
+        summary.update(remeasured_summary(final, config.remeasure_top))
         self.tracker_report = run.recorder.search_ends(reason, summary)
 
     # ----- pieces ------------------------------------------------------------------------------
