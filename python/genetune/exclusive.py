@@ -14,11 +14,20 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["lock_folder", "measuring_slot"]
+__all__ = ["lock_folder", "measuring_slot", "set_wait_listener"]
+
+# Told b"W" before waiting for a slot and b"G" once it is held: an isolated child process tells
+# its parent, which then leaves the wait out of task_timeout (see workers/isolation.py).
+_listener: Callable[[bytes], None] | None = None
+
+
+def set_wait_listener(listener: Callable[[bytes], None] | None) -> None:
+    global _listener
+    _listener = listener
 
 
 def lock_folder() -> Path:
@@ -35,7 +44,11 @@ def measuring_slot(placement: str) -> Iterator[float]:
     started = time.perf_counter()
     # A separate open file per holder: flock then excludes threads of one process too.
     with open(folder / f"measure-{name}.lock", "a+b") as handle:
+        if _listener is not None:
+            _listener(b"W")
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        if _listener is not None:
+            _listener(b"G")
         try:
             yield time.perf_counter() - started
         finally:

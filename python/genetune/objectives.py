@@ -128,11 +128,15 @@ class MeasuredObjective:
             started = time.perf_counter()
             values = [self.objective(params) for _ in range(times)]
             return Measurements(values, None, None, time.perf_counter() - started)
-        from genetune.evaluation import placement  # evaluation imports nothing of this module
-
         started = time.perf_counter()
         built = self.objective.build(params)
-        build_s = time.perf_counter() - started
+        return self.measure_built(built, times, time.perf_counter() - started)
+
+    def measure_built(self, built: Any, times: int, build_s: float | None) -> Measurements:
+        """Measures a built candidate ``times`` times holding its placement's measuring slot,
+        then releases it; exceptions propagate."""
+        from genetune.evaluation import placement  # evaluation imports nothing of this module
+
         try:
             with measuring_slot(str(placement()["placement"])) as wait_s:
                 began = time.perf_counter()
@@ -150,15 +154,47 @@ class MeasuredObjective:
 
     def genetune_evaluate(self, param_id: int | str, params: Any, num_objectives: int, worker: str) -> Score:
         """One evaluation as a Score (used by :func:`genetune.evaluation.evaluate`)."""
-        from genetune.evaluation import exception_score, placement, scores_from_return, with_metrics
+        from genetune.evaluation import exception_score, with_metrics
 
         start = time.perf_counter()
-        where = f"candidate {param_id} {params!r}"
         with collect_metrics() as metrics:
             try:
                 measured = self.measure_params(params, self.repeats)
             except Exception as err:
                 return with_metrics(exception_score(err, param_id, params, num_objectives, start, worker), metrics)
+        return with_metrics(self.score_of(param_id, params, num_objectives, worker, start, measured), metrics)
+
+    def build_step(self, param_id: int | str, params: Any, num_objectives: int, worker: str) -> BuildOutcome | Score:
+        """Only the build (a worker that measures elsewhere, e.g. one at a time from its parent
+        process): the built artifact with its time and logged metrics, or the INVALID Score."""
+        from genetune.evaluation import exception_score, with_metrics
+
+        start = time.perf_counter()
+        with collect_metrics() as metrics:
+            try:
+                built = self.objective.build(params)
+            except Exception as err:
+                return with_metrics(exception_score(err, param_id, params, num_objectives, start, worker), metrics)
+        return BuildOutcome(built, time.perf_counter() - start, dict(metrics))
+
+    def measure_step(self, param_id: int | str, params: Any, built: BuildOutcome, num_objectives: int, worker: str) -> Score:
+        """The measurements of a :meth:`build_step` outcome, as the Score of the evaluation."""
+        from genetune.evaluation import exception_score, with_metrics
+
+        start = time.perf_counter() - built.build_s
+        with collect_metrics() as metrics:
+            metrics.update(built.metrics)
+            try:
+                measured = self.measure_built(built.built, self.repeats, built.build_s)
+            except Exception as err:
+                return with_metrics(exception_score(err, param_id, params, num_objectives, start, worker), metrics)
+        return with_metrics(self.score_of(param_id, params, num_objectives, worker, start, measured), metrics)
+
+    def score_of(self, param_id: int | str, params: Any, num_objectives: int, worker: str, start: float, measured: Measurements) -> Score:
+        """The Score of ``repeats`` measurements: their median, with every one and their spread."""
+        from genetune.evaluation import placement, scores_from_return
+
+        where = f"candidate {param_id} {params!r}"
         checked = [scores_from_return(v, num_objectives, where) for v in measured.values]
         meta: dict[str, Any] = {"worker": worker, **placement(), "repeats": self.repeats}
         timing = {"build_s": measured.build_s, "wait_s": measured.wait_s, "measure_s": measured.measure_s}
@@ -166,24 +202,26 @@ class MeasuredObjective:
         rows = [list(scores) for scores, _ in checked]
         meta["measurements"] = [r[0] for r in rows] if num_objectives == 1 else rows
         failed = next(((i, reason) for i, (_, reason) in enumerate(checked) if reason), None)
+        duration = time.perf_counter() - start
         if failed is not None:
             i, reason = failed
             if self.repeats > 1:
                 reason = f"{reason} (measurement {i + 1} of {self.repeats})"
-            score = Score(
-                param_id=param_id, params=params, score="*", num_objectives=num_objectives, reason=reason,
-                duration_s=time.perf_counter() - start, metadata=meta,
-            )
-            return with_metrics(score, metrics)
+            return Score(param_id=param_id, params=params, score="*", num_objectives=num_objectives, reason=reason, duration_s=duration, metadata=meta)
         medians = [statistics.median(col) for col in zip(*rows, strict=True)]
         spread = [statistics.stdev(col) if len(col) > 1 else 0.0 for col in zip(*rows, strict=True)]
         meta["stdev"] = spread[0] if num_objectives == 1 else spread
         value: Any = medians[0] if num_objectives == 1 else tuple(medians)
-        score = Score(
-            param_id=param_id, params=params, score=value, num_objectives=num_objectives, reason="",
-            duration_s=time.perf_counter() - start, metadata=meta,
-        )
-        return with_metrics(score, metrics)
+        return Score(param_id=param_id, params=params, score=value, num_objectives=num_objectives, duration_s=duration, metadata=meta)
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """A built candidate on its way to be measured (it must pickle to cross processes)."""
+
+    built: Any
+    build_s: float
+    metrics: dict[str, Any]
 
 
 def median_value(values: list[Any]) -> Any:
