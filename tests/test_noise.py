@@ -214,3 +214,94 @@ def test_measured_objective_called_directly_gives_the_median() -> None:
     values = iter([3.0, 1.0, 2.0])
     plan = MeasuredObjective(lambda p: next(values), repeats=3)
     assert plan({}) == 2.0
+
+
+# ----- racing -------------------------------------------------------------------------------------
+
+
+def _raced(tmp_path: Path, objective: Any, **fields: Any) -> tuple[gt.Search, gt.SearchResult]:
+    search = gt.Search(
+        objective, SPACE, config(seed=4, racing=True, generations=4, **fields), worker_type="sequential",
+        cache_folder=tmp_path, disable_progress_bar=True,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return search, search.start()
+
+
+def test_racing_measures_challengers_again_within_the_budget(tmp_path: Path) -> None:
+    calls = tmp_path / "calls.txt"
+    search, result = _raced(tmp_path, Counting(str(calls)))
+    df = result.get_results()
+    race = df[df["status"] == "race"]
+    assert len(race) > 0
+    measured = len(calls.read_text().splitlines())
+    budget = 4 * 8
+    # every measurement is a row; racing's count toward the budget, which is never exceeded
+    assert measured == len(df) <= budget
+    assert measured > budget - 8  # the search stopped only when a whole generation no longer fitted
+    assert result.summary()["evaluations"] == measured
+    # race rows name their candidate and are numbered by measurement
+    for record in race.to_dict("records"):
+        of = record["metadata"]["race_of"]
+        assert record["id"].startswith(f"race-{of}-")
+        assert of in set(df.loc[df["status"] == "valid", "id"])
+    # the doubling schedule: a raced candidate has 2, 4, 8 or 16 measurements (or its top-ups)
+    best = result.get_best_result()
+    assert best["race_n"] >= 2
+    mine = race[[m["race_of"] == best["id"] for m in race["metadata"]]]["score_1"].tolist()
+    assert best["race_mean"] == pytest.approx(statistics.fmean([best["score_1"], *mine]))
+
+
+def test_racing_tells_the_engine_the_mean_and_resumes_identically(tmp_path: Path) -> None:
+    calls = tmp_path / "calls.txt"
+    search, full = _raced(tmp_path / "a", Counting(str(calls)))
+    assert search.run_folder is not None
+    n = len(calls.read_text().splitlines())
+    # a resumed finished search replays the races from the log: nothing measured again
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = gt.Search.resume(search.run_folder, Counting(str(calls)), worker_type="sequential", disable_progress_bar=True)
+    assert len(calls.read_text().splitlines()) == n
+    assert again.get_best_result()["id"] == full.get_best_result()["id"]
+
+
+def test_racing_with_a_noiseless_objective_settles_at_once(tmp_path: Path) -> None:
+    _, result = _raced(tmp_path, true_value)
+    race = result.get_results()
+    race = race[race["status"] == "race"]
+    # identical measurements: Welch's test is undefined, equal means never win: each race stops
+    # at once (falls back) or is decided at the first extra measurement
+    assert (race["score_1"].diff().abs().fillna(0) >= 0).all()
+    assert result.get_best_result()["score_1"] == min(result.get_results().query("status == 'valid'")["score_1"])
+
+
+def test_racing_search_killed_mid_race_resumes_to_the_identical_table(tmp_path: Path) -> None:
+    from tests_support import table
+
+    _, full = _raced(tmp_path / "a", Counting(str(tmp_path / "a.txt")))
+    calls = tmp_path / "b.txt"
+    assert (full.get_results()["status"] == "race").sum() > 0
+    stop_at = 20  # in generation 2, after races of generation 1
+
+    class Stops(Counting):
+        def __call__(self, params: dict[str, Any]) -> float:
+            n = len(calls.read_text().splitlines()) if calls.exists() else 0
+            if n == stop_at and not (tmp_path / "stopped").exists():
+                (tmp_path / "stopped").write_text("")
+                raise KeyboardInterrupt
+            return super().__call__(params)
+
+    search = gt.Search(
+        Stops(str(calls)), SPACE, config(seed=4, racing=True, generations=4), worker_type="sequential",
+        cache_folder=tmp_path / "b", disable_progress_bar=True,
+    )
+    with pytest.raises(KeyboardInterrupt), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search.start()
+    assert search.run_folder is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        resumed = gt.Search.resume(search.run_folder, Stops(str(calls)), worker_type="sequential", disable_progress_bar=True)
+    assert table(resumed) == table(full)
+    assert len(calls.read_text().splitlines()) == len(full)

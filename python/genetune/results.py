@@ -18,6 +18,7 @@ import csv
 import json
 import math
 import re
+import statistics
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias, cast
@@ -48,6 +49,7 @@ _SCOPES: Final = ("pareto_front", "avg", "stddev")
 _STATUS_VALID: Final = "valid"
 _STATUS_INVALID: Final = "invalid"
 _STATUS_REMEASURE: Final = "remeasure"
+_STATUS_RACE: Final = "race"
 # Boolean cells one chunk of the dominance check for M>3 objectives may allocate (M=3 uses Kung's sweep).
 _CHUNK_CELLS: Final = 1 << 23
 _PANDAS_MAJOR: Final = int(pd.__version__.split(".")[0])
@@ -552,7 +554,37 @@ class SearchResult:
         return self._df[self._used_columns()].to_numpy(dtype=np.float64)
 
     def _remeasure_mask(self) -> NDArray[np.bool_]:
-        return np.asarray((self._df["status"] == _STATUS_REMEASURE).to_numpy(dtype=bool))
+        """Rows that measure a candidate again (re-measurement, racing): never candidates themselves."""
+        return np.asarray(self._df["status"].isin([_STATUS_REMEASURE, _STATUS_RACE]).to_numpy(dtype=bool))
+
+    def _raced_best(self) -> dict[str, Any] | None:
+        """One objective with racing: the best mean among the candidates measured more than once."""
+        race = np.flatnonzero((self._df["status"] == _STATUS_RACE).to_numpy(dtype=bool))
+        if self._num_objectives != 1 or race.size == 0:
+            return None
+        used = self._used_scores()[:, 0]
+        extra: dict[Any, list[float]] = {}
+        for pos in race:
+            meta = self._df["metadata"].iat[int(pos)]
+            of = meta.get("race_of") if isinstance(meta, Mapping) else None
+            if of is not None and math.isfinite(used[pos]):
+                extra.setdefault(of, []).append(float(used[pos]))
+        sign = float(_signs(self._directions)[0])
+        best: tuple[float, int, list[float]] | None = None
+        ids = self._df["id"]
+        for pos in np.flatnonzero(self._candidate_mask()):
+            more = extra.get(ids.iat[int(pos)])
+            if not more:
+                continue
+            sample = [float(used[pos]), *more]
+            key = sign * statistics.fmean(sample)
+            if best is None or key < best[0]:
+                best = (key, int(pos), sample)
+        if best is None:
+            return None
+        row = self._rows([best[1]])[0]
+        row.update(race_mean=statistics.fmean(best[2]), race_n=len(best[2]))
+        return row
 
     def _candidate_mask(self) -> NDArray[np.bool_]:
         """Rows that may win: not baseline, not a re-measurement, not marked invalid, finite in
@@ -647,6 +679,8 @@ class SearchResult:
         candidates by their re-measured means (the search's own measurement left out: it is the
         lucky one), and each returned row also has ``remeasured_mean``, ``remeasured_ci95``
         (Student's t 95% interval; a list of them for several objectives) and ``remeasured_n``.
+        Else, after racing (``racing=True``): the best mean among the candidates measured more than
+        once, with ``race_mean`` and ``race_n``.
         """
         scope = str(multiscore_scope)
         if scope not in _SCOPES:
@@ -654,6 +688,9 @@ class SearchResult:
         remeasured = self._remeasured_best(scope)
         if remeasured is not None:
             return remeasured
+        raced = self._raced_best()
+        if raced is not None:
+            return raced
         idx = np.flatnonzero(self._candidate_mask())
         if idx.size == 0:
             raise ValueError(ALL_INVALID_MESSAGE)
@@ -696,10 +733,11 @@ class SearchResult:
         ``invalid_rate`` (NaN without evaluations), ``generations`` (distinct generations of the
         evaluations), then ``best`` (best used score, None if no valid row) for one objective, or
         ``pareto_size`` (and ``hypervolume`` when ``ref_point`` is given) for several."""
-        base = self._baseline_mask() | self._remeasure_mask()
+        # Race measurements spend the budget (evaluations); re-measurements come after it.
+        base = self._baseline_mask() | (self._df["status"] == _STATUS_REMEASURE).to_numpy(dtype=bool)
         valid = self._candidate_mask()
         evaluations = int((~base).sum())
-        invalid = int((~base & ~valid).sum())
+        invalid = int((~base & ~valid & ~self._remeasure_mask()).sum())
         out: dict[str, Any] = {
             "evaluations": evaluations,
             "invalid": invalid,

@@ -10,8 +10,9 @@ from genetune.scores import Score
 
 __all__ = ["Row", "Status", "row_from_score", "told_scores"]
 
-#: ``"remeasure"``: a re-measurement of a candidate when the search ended (:mod:`genetune.remeasure`).
-Status = Literal["valid", "invalid", "baseline", "remeasure"]
+#: ``"remeasure"``: a re-measurement of a candidate when the search ended (:mod:`genetune.remeasure`);
+#: ``"race"``: a candidate measured again while racing the incumbent (:mod:`genetune.racing`).
+Status = Literal["valid", "invalid", "baseline", "remeasure", "race"]
 
 
 class Row(TypedDict):

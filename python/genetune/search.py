@@ -31,6 +31,8 @@ from genetune.engine import Engine
 from genetune.exceptions import CheckpointMismatchError, ObjectiveReturnError, SearchFailedError
 from genetune.manifest import manifest
 from genetune.objectives import checked_objective, measured_objective
+from genetune.racing import STATUS as RACE_STATUS
+from genetune.racing import Racing
 from genetune.recorder import Recorder
 from genetune.remeasure import remeasure, remeasured_summary
 from genetune.results import SearchResult
@@ -178,9 +180,9 @@ class Search:
             if engine.config.normalize:
                 self._measure_baselines(run, first=True)
             run.recorder.checkpoint(self._checkpoint_payload(run))
-            while not engine.done:
+            while not engine.done and not (run.racing is not None and run.racing.spent(engine.config.pool_size or 0)):
                 self._generation(run)
-            reason = "exhausted" if engine.exhausted else "completed"
+            reason = "exhausted" if engine.exhausted else ("completed" if engine.done else "budget")
             if engine.config.remeasure_top > 0:
                 self._remeasure(run)
             result = self._result(run.rows)
@@ -213,7 +215,13 @@ class Search:
                 baselines.restore(row)
                 rows.append(row)
                 recorder.replayed(row)
-        return _Run(engine, folder, finished, options, baselines, recorder, rows, time.perf_counter())
+        run = _Run(engine, folder, finished, options, baselines, recorder, rows, time.perf_counter())
+        if config.racing:
+            run.racing = Racing(config)
+            for generation in sorted({r["generation"] for r in rows if r["status"] in ("valid", "invalid")}):
+                ordered = sorted((r for r in rows if r["generation"] == generation and r["status"] in ("valid", "invalid")), key=lambda r: r["id"])
+                run.racing.generation(ordered, self._race_measure(run, generation, replay=True))
+        return run
 
     def _generation(self, run: _Run) -> None:
         engine, recorder = run.engine, run.recorder
@@ -231,7 +239,10 @@ class Search:
         run.rows.extend(generation_rows)
         if generation == 0 and self.exit_on_failure:
             _stop_if_all_failed(generation_rows, run.folder)
-        engine.tell([c.id for c in candidates], [told_scores(r) for r in generation_rows])
+        raced: dict[int | str, list[float]] = {}
+        if run.racing is not None:
+            raced = run.racing.generation(generation_rows, self._race_measure(run, generation, replay=False))
+        engine.tell([c.id for c in candidates], [raced.get(r["id"]) or told_scores(r) for r in generation_rows])
         recorder.generation_ends(generation, generation_rows, time.perf_counter() - started, self._checkpoint_payload(run))
         if self.dump_results is not None:
             self._result(run.rows).save(self.dump_results)
@@ -272,6 +283,37 @@ class Search:
             run.rows.append(row)
             run.recorder.baseline(row, failed=not all(math.isfinite(v) for v in row["scores"]))
 
+    def _race_measure(self, run: _Run, generation: int, *, replay: bool) -> Callable[[list[tuple[str, int | str, Any]]], list[Row]]:
+        """How racing measures a candidate again: from the evaluation log when it holds the row
+        (resume), else on the worker; new rows are logged and join the result."""
+
+        def measure(todo: list[tuple[str, int | str, Any]]) -> list[Row]:
+            known = [run.finished[rid] for rid, _, _ in todo if rid in run.finished]
+            fresh = [(rid, of, params) for rid, of, params in todo if rid not in run.finished]
+            if replay and fresh:
+                raise RuntimeError(f"{run.folder}: the evaluation log lacks the race measurements {[r for r, _, _ in fresh][:5]}")
+            rows: list[Row] = []
+            if fresh:
+                scores = self.worker.run(
+                    self._shipped_objective(), [p for _, _, p in fresh], [rid for rid, _, _ in fresh],
+                    self.search_config.num_objectives, **run.options.with_on_result(None).as_kwargs(),
+                )
+                if any(run.baselines.lacks(score) for score in scores):
+                    self._measure_baselines(run, first=False)
+                of = {rid: candidate for rid, candidate, _ in fresh}
+                for score in scores:
+                    row = run.baselines.row_of(score, generation)
+                    row = {**row, "status": RACE_STATUS, "metadata": {**row["metadata"], "race_of": of[str(score.param_id)]}}
+                    run.recorder.evaluated(row)
+                    rows.append(row)
+            if not replay:
+                for row in known:
+                    run.recorder.replayed(row)
+                run.rows.extend(known + rows)
+            return known + rows
+
+        return measure
+
     def _shipped_objective(self) -> Any:
         """The objective as workers get it: with its measuring plan (repeats, two phases)."""
         return measured_objective(self.objective_function, self.search_config.repeats)
@@ -302,6 +344,7 @@ class Search:
         summary = {
             "reason": reason,
             "evaluations": sum(r["status"] not in ("baseline", "remeasure") for r in run.rows),
+            "raced": sum(r["status"] == "race" for r in run.rows),
             "invalid": sum(r["status"] == "invalid" for r in run.rows),
             "generations": run.engine.generation,
             "best": stats.best(),
@@ -371,12 +414,16 @@ class _Run:
     #: Every row of the run so far, baselines included.
     rows: list[Row]
     started: float
+    #: The race state (``racing=True``).
+    racing: Racing | None = None
 
 
-def _result_order(row: Row) -> tuple[bool, int, Any]:
-    """Baselines first (by id), then candidates by generation and id."""
+def _result_order(row: Row) -> tuple[bool, int, bool, Any]:
+    """Baselines first (by id), then each generation's candidates by id, then the rows that
+    measure them again (racing, re-measurement; text ids)."""
     is_baseline = row["status"] == "baseline"
-    return (not is_baseline, row["generation"], str(row["id"]) if is_baseline else row["id"])
+    text = isinstance(row["id"], str)
+    return (not is_baseline, row["generation"], text, str(row["id"]) if text else row["id"])
 
 
 def _stop_if_all_failed(rows: list[Row], folder: Path) -> None:

@@ -175,6 +175,15 @@ class PrefectTracker(BaseTracker):
             f"* generations: {summary.get('generations')}",
             f"* evaluations: {summary.get('evaluations')} ({summary.get('invalid')} invalid)",
             f"* best score(s): {_fmt(best)}",
+            *(
+                [
+                    f"* re-measured winner: id {summary['remeasured_best_id']}, mean {_fmt(summary['remeasured_best_mean'])} "
+                    f"(95% CI {_fmt(summary.get('remeasured_best_ci_low'))}–{_fmt(summary.get('remeasured_best_ci_high'))}, "
+                    f"{summary.get('remeasured_best_n')} measurements)"
+                ]
+                if summary.get("remeasured_best_mean") is not None
+                else []
+            ),
             f"* Pareto front size: {summary.get('pareto_size') if summary.get('pareto_size') is not None else 'n/a (one objective)'}",
             f"* wall time: {float(summary.get('wall_time_s') or 0.0):.1f} s",
             f"* run folder: `{summary.get('run_folder')}`",
@@ -182,8 +191,8 @@ class PrefectTracker(BaseTracker):
         ]
         best_rows = self._best_configs(summary.get("result_csv"))
         if best_rows:
-            lines += ["", "## Best configurations", "", "| id | generation | scores | params |", "|---|---|---|---|"]
-            lines += [f"| {r['id']} | {r['generation']} | {r['scores']} | `{r['params']}` |" for r in best_rows]
+            lines += ["", "## Best configurations", "", "| id | generation | scores | re-measured mean | params |", "|---|---|---|---|---|"]
+            lines += [f"| {r['id']} | {r['generation']} | {r['scores']} | {r['remeasured']} | `{r['params']}` |" for r in best_rows]
         url = self._mlflow_url()
         if url:
             lines += ["", f"[MLflow run]({url})"]
@@ -209,6 +218,7 @@ class PrefectTracker(BaseTracker):
                     "id": r.get("id"),
                     "generation": r.get("generation"),
                     "scores": _fmt(scores),
+                    "remeasured": _fmt(r["remeasured_mean"]) if r.get("remeasured_mean") is not None else "",
                     "params": json.dumps(r.get("params"), sort_keys=True, default=str),
                 }
             )

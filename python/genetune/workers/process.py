@@ -122,8 +122,8 @@ class MultiProcessWorker(BatchWorker):
             # Builds fill the other processes; at most one process' worth of built, unmeasured candidates waits.
             while state.todo and len(state.building) + len(state.measuring) < slots and len(state.ready) + len(state.building) < slots:
                 param_id, params = state.todo.popleft()
-                args = (token, blob, param_id, params, num_objectives, self.name)
-                state.building[pool.schedule(_build_pickled, args=args, timeout=timeout)] = (param_id, params, time.perf_counter())
+                build_args = (token, blob, param_id, params, num_objectives, self.name)
+                state.building[pool.schedule(_build_pickled, args=build_args, timeout=timeout)] = (param_id, params, time.perf_counter())
             done, _ = wait([*state.building, *state.measuring], return_when=FIRST_COMPLETED)
             for future in done:
                 if future in state.building:
