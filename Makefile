@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml
 STAMP := $(VENV)/.genetune-installed
 
-.PHONY: help demo install build test test-rust test-python bench bench-overhead bench-quality bench-budget bench-model bench-dask bench-gcc lint clean
+.PHONY: help demo install build test test-rust test-python bench bench-overhead bench-quality bench-budget bench-model bench-dask bench-gcc bench-noise lint clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -62,6 +62,10 @@ bench-dask: $(STAMP) ## DaskWorker and the Prefect flow vs plain client.map: ove
 
 bench-gcc: $(VENV)/.bench-installed ## the gcc job: genetune vs Optuna TPE vs random search at equal budgets
 	$(PY) benches/bench_gcc.py $(BENCH_ARGS)
+
+bench-noise: $(STAMP) ## noisy measurements: regret of plain vs remeasure_top vs racing (synthetic), then the gcc job's -O2 CV, concurrent vs two-phase
+	$(PY) benches/bench_noise.py $(BENCH_ARGS)
+	$(PY) benches/bench_noise.py --gcc --seeds 3
 
 lint: ## rustfmt, clippy
 	cargo fmt --all -- --check

@@ -305,3 +305,26 @@ def test_racing_search_killed_mid_race_resumes_to_the_identical_table(tmp_path: 
         resumed = gt.Search.resume(search.run_folder, Stops(str(calls)), worker_type="sequential", disable_progress_bar=True)
     assert table(resumed) == table(full)
     assert len(calls.read_text().splitlines()) == len(full)
+
+
+def test_mlflow_receives_the_remeasurements(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from genetune.trackers.mlflow_tracker import MLflowTracker
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = MLflowTracker(experiment_name="noise", tracking_uri=uri, artifact_location=(tmp_path / "artifacts").as_uri())
+    search = gt.Search(
+        noisy, SPACE, config(seed=3, remeasure_top=2, remeasure_repeats=3), worker_type="sequential",
+        cache_folder=tmp_path, disable_progress_bar=True, trackers=[tracker],
+    )
+    best = search.start().get_best_result()
+    assert search.tracker_report == {"MLflowTracker": "ok"}
+    run = MlflowClient(tracking_uri=uri).get_run(tracker.run_id or "")
+    assert run.data.metrics["summary.remeasured_best_mean"] == pytest.approx(best["remeasured_mean"])
+    assert run.data.metrics["summary.remeasured_best_n"] == 3
+    low, high = best["remeasured_ci95"]
+    assert run.data.metrics["summary.remeasured_best_ci_low"] == pytest.approx(low)
+    assert run.data.metrics["summary.remeasured_best_ci_high"] == pytest.approx(high)
+    (csv,) = (tmp_path / "artifacts").rglob("results.csv")
+    assert (gt.SearchResult.from_csv(csv).get_results()["status"] == "remeasure").sum() == 6

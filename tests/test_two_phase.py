@@ -160,3 +160,51 @@ def test_two_phase_search_on_the_process_pool_with_repeats(tmp_path: Path) -> No
     assert (df["status"] == "valid").all()
     assert all(m["measurements"] == [s] * 3 for m, s in zip(df["metadata"], df["score_1"], strict=True))
     assert os.environ["GENETUNE_LOCK_FOLDER"].endswith("locks")
+
+
+def _apart(phases: list[dict[str, Any]]) -> bool:
+    """No measurement overlaps any build (or another measurement) on its host."""
+    measures = [p for p in phases if p["phase"] == "measure"]
+    return all(
+        not (b["start"] < m["end"] - 1e-4 and m["start"] < b["end"] - 1e-4)
+        for m in measures
+        for b in phases
+        if b is not m and b["host"] == m["host"]
+    )
+
+
+def test_quiet_process_pool_never_measures_while_building(tmp_path: Path) -> None:
+    worker = gt.MultiProcessWorker()
+    try:
+        scores = worker.run(MeasuredObjective(Phased(str(tmp_path)), quiet=True), PARAMS, list(range(len(PARAMS))), 1, num_workers=3)
+    finally:
+        worker.close()
+    phases = read_phases(str(tmp_path))
+    assert _apart(phases)
+    assert overlaps([p for p in phases if p["phase"] == "build"]) > 0  # builds still run at once
+    assert all(not s.failed for s in scores)
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_quiet_local_cluster_never_measures_while_building(cluster: LocalCluster, tmp_path: Path, isolate: bool) -> None:
+    worker = DaskWorker(address=cluster.scheduler_address, isolate=isolate)
+    try:
+        scores = _run_quiet(worker, Phased(str(tmp_path)), task_timeout=30 if isolate else None)
+    finally:
+        worker.close()
+    phases = read_phases(str(tmp_path))
+    assert len(phases) == 2 * len(PARAMS)
+    assert _apart(phases)
+    assert overlaps([p for p in phases if p["phase"] == "build"]) > 0
+    assert all(not s.failed for s in scores.values())
+
+
+def _run_quiet(worker: Any, objective: Any, **kwargs: Any) -> dict[Any, gt.Score]:
+    scores = worker.run(MeasuredObjective(objective, quiet=True), PARAMS, list(range(len(PARAMS))), 1, **kwargs)
+    return {s.param_id: s for s in scores}
+
+
+def test_quiet_measurements_setting_reaches_the_workers(tmp_path: Path) -> None:
+    search = gt.Search(Phased(str(tmp_path)), SPACE, config(quiet_measurements=True))
+    shipped = search._shipped_objective()
+    assert shipped.quiet and shipped.two_phase

@@ -127,6 +127,11 @@ class SearchConfiguration(BaseModel):
         "re-measured mean. 0: no re-measurement.",
     )
     remeasure_repeats: int = Field(default=10, ge=2, le=10_000, description="Interleaved rounds of the re-measurement (remeasure_top > 0).")
+    quiet_measurements: bool = Field(
+        default=False,
+        description="Two-phase objectives: a measurement also waits for the builds of its host (or GPU) to finish and holds new "
+        "ones back (never benchmark while compiling); steadier timings, less parallelism.",
+    )
     racing: bool = Field(
         default=False,
         description="One objective: a candidate that would displace the best so far is measured again (doubling) until it wins "

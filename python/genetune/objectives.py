@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from genetune.exclusive import measuring_slot
+from genetune.exclusive import building_slot, measuring_slot
 from genetune.metrics import collect_metrics
 from genetune.scores import Score
 
@@ -85,14 +85,20 @@ def checked_objective(objective: Any) -> Any:
     return objective
 
 
-def measured_objective(objective: Any, repeats: int) -> Any:
+def measured_objective(objective: Any, repeats: int, quiet: bool = False) -> Any:
     """What a search ships to its workers: the objective itself when it is a plain function
     measured once (today's behaviour exactly), else a :class:`MeasuredObjective`."""
     if repeats == 1 and not is_two_phase(objective) and not isinstance(objective, MeasuredObjective):
         return objective
     if isinstance(objective, MeasuredObjective):
-        return MeasuredObjective(objective.objective, repeats)
-    return MeasuredObjective(objective, repeats)
+        return MeasuredObjective(objective.objective, repeats, quiet)
+    return MeasuredObjective(objective, repeats, quiet)
+
+
+def _placement() -> str:
+    from genetune.evaluation import placement  # evaluation imports nothing of this module
+
+    return str(placement()["placement"])
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,13 @@ class MeasuredObjective:
 
     objective: Any
     repeats: int = 1
+    #: Measurements also exclude the placement's builds (``quiet_measurements``).
+    quiet: bool = False
+
+    def build(self, params: Any) -> Any:
+        """The objective's build, inside the placement's building slot (quiet measuring)."""
+        with building_slot(_placement(), self.quiet):
+            return self.objective.build(params)
 
     @property
     def two_phase(self) -> bool:
@@ -129,16 +142,14 @@ class MeasuredObjective:
             values = [self.objective(params) for _ in range(times)]
             return Measurements(values, None, None, time.perf_counter() - started)
         started = time.perf_counter()
-        built = self.objective.build(params)
+        built = self.build(params)
         return self.measure_built(built, times, time.perf_counter() - started)
 
     def measure_built(self, built: Any, times: int, build_s: float | None) -> Measurements:
         """Measures a built candidate ``times`` times holding its placement's measuring slot,
         then releases it; exceptions propagate."""
-        from genetune.evaluation import placement  # evaluation imports nothing of this module
-
         try:
-            with measuring_slot(str(placement()["placement"])) as wait_s:
+            with measuring_slot(_placement(), self.quiet) as wait_s:
                 began = time.perf_counter()
                 values = [self.objective.measure(built) for _ in range(times)]
                 measure_s = time.perf_counter() - began
@@ -172,7 +183,7 @@ class MeasuredObjective:
         start = time.perf_counter()
         with collect_metrics() as metrics:
             try:
-                built = self.objective.build(params)
+                built = self.build(params)
             except Exception as err:
                 return with_metrics(exception_score(err, param_id, params, num_objectives, start, worker), metrics)
         return BuildOutcome(built, time.perf_counter() - start, dict(metrics))

@@ -79,13 +79,14 @@ class RemeasureTask:
     items: tuple[tuple[int | str, Any], ...]
     rounds: int
     seed: int
+    quiet: bool = False
 
     def __call__(self, params: Any) -> Any:
         raise TypeError("remeasure_top needs a worker that evaluates through genetune.evaluation.evaluate (every built-in worker does)")
 
     def genetune_evaluate(self, param_id: int | str, params: Any, num_objectives: int, worker: str) -> Score:
         from genetune.evaluation import exception_score, placement, scores_from_return
-        from genetune.exclusive import measuring_slot
+        from genetune.exclusive import building_slot, measuring_slot
         from genetune.objectives import is_two_phase
 
         start = time.perf_counter()
@@ -114,11 +115,12 @@ class RemeasureTask:
             if two_phase:
                 for i, (item_id, item_params) in enumerate(self.items):
                     try:
-                        built[i] = self.objective.build(item_params)
+                        with building_slot(str(where["placement"]), self.quiet):
+                            built[i] = self.objective.build(item_params)
                     except Exception as err:
                         broken[i] = exception_score(err, item_id, item_params, num_objectives, start, worker).reason
             rng = np.random.default_rng([self.seed, 0x7E])
-            with measuring_slot(str(where["placement"])) if two_phase else nullcontext():
+            with measuring_slot(str(where["placement"]), self.quiet) if two_phase else nullcontext():
                 for r in range(self.rounds):
                     for i in rng.permutation(n):
                         if broken[int(i)]:
@@ -197,7 +199,7 @@ def remeasure(
     items: list[tuple[int | str, Any]] = [(r["id"], r["params"]) for r in chosen]
     if config.normalize:
         items.insert(0, (BASELINE_ID, dict(BASELINE_CONFIG)))
-    task = RemeasureTask(objective, tuple(items), config.remeasure_repeats, seed)
+    task = RemeasureTask(objective, tuple(items), config.remeasure_repeats, seed, config.quiet_measurements)
     expected = [remeasure_id(item_id, r) for item_id, _ in items for r in range(task.rounds)]
     if all(i in finished for i in expected):
         return [finished[i] for i in expected]

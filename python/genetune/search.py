@@ -316,7 +316,8 @@ class Search:
 
     def _shipped_objective(self) -> Any:
         """The objective as workers get it: with its measuring plan (repeats, two phases)."""
-        return measured_objective(self.objective_function, self.search_config.repeats)
+        config = self.search_config
+        return measured_objective(self.objective_function, config.repeats, config.quiet_measurements)
 
     def _remeasure(self, run: _Run) -> None:
         """The re-measurement phase (``remeasure_top``); its rows join the result."""

@@ -114,13 +114,19 @@ class MultiProcessWorker(BatchWorker):
         slots = self._pool_size
         state = _Phases(deque(candidates))
         scores: list[Score] = []
+        quiet = plan.quiet  # then builds and measurements never overlap: batches of builds, then their measurements
         while state.todo or state.ready or state.building or state.measuring:
-            if not state.measuring and state.ready:
+            if not state.measuring and state.ready and not (quiet and state.building):
                 param_id, params, built = state.ready.popleft()
                 args = (token, blob, param_id, params, built, num_objectives, self.name)
                 state.measuring[pool.schedule(_measure_pickled, args=args, timeout=timeout)] = (param_id, params, time.perf_counter())
             # Builds fill the other processes; at most one process' worth of built, unmeasured candidates waits.
-            while state.todo and len(state.building) + len(state.measuring) < slots and len(state.ready) + len(state.building) < slots:
+            while (
+                state.todo
+                and len(state.building) + len(state.measuring) < slots
+                and len(state.ready) + len(state.building) < slots
+                and not (quiet and (state.measuring or state.ready))
+            ):
                 param_id, params = state.todo.popleft()
                 build_args = (token, blob, param_id, params, num_objectives, self.name)
                 state.building[pool.schedule(_build_pickled, args=build_args, timeout=timeout)] = (param_id, params, time.perf_counter())
