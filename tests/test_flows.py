@@ -239,7 +239,7 @@ def test_flow_builds_on_every_slot_and_measures_alone_then_remeasures(prefect_ap
     logs = tmp_path / "phases"
     logs.mkdir()
     space = {"x": gt.search_spaces.range(0, 12), "y": gt.search_spaces.range(0, 7)}
-    _, summary = run_flow(
+    flow_run_id, summary = run_flow(
         objective="noise_objectives:Phased",
         objective_kwargs={"log_dir": str(logs), "build_s": 0.1, "measure_s": 0.03},
         search_space=compile_space(space),
@@ -256,6 +256,9 @@ def test_flow_builds_on_every_slot_and_measures_alone_then_remeasures(prefect_ap
     assert (df["status"] == "remeasure").sum() == 2 * 3
     assert summary["best"]["remeasured_n"] == 3
     assert summary["best"]["remeasured_mean"] == pytest.approx(nobj.true_value(summary["best"]["params"]))
+    # the Prefect summary artifact names the re-measured winner
+    (summary_md,) = [a for a in artifacts(flow_run_id) if a.key == "genetune-summary"]
+    assert f"re-measured winner: id {summary['best']['id']}" in summary_md.data
 
 
 @pytest.mark.slow
