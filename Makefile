@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml
 STAMP := $(VENV)/.genetune-installed
 
-.PHONY: help demo install build test test-rust test-python bench bench-overhead bench-quality bench-budget bench-model bench-dask bench-gcc bench-space-rules lint clean
+.PHONY: help demo install build test test-rust test-python bench bench-overhead bench-quality bench-budget bench-model bench-dask bench-gcc bench-space-rules bench-noise lint clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -65,6 +65,10 @@ bench-gcc: $(VENV)/.bench-installed ## the gcc job: genetune vs Optuna TPE vs ra
 
 bench-space-rules: $(STAMP) ## when= vs a flat encoding, warm start vs cold, and the cost of constraint checking (a minute)
 	$(PY) benches/bench_space_rules.py $(BENCH_ARGS)
+
+bench-noise: $(STAMP) ## noisy measurements: regret of plain vs remeasure_top vs racing (synthetic), then the gcc job's -O2 CV, concurrent vs two-phase
+	$(PY) benches/bench_noise.py $(BENCH_ARGS)
+	$(PY) benches/bench_noise.py --gcc --seeds 3
 
 lint: ## rustfmt, clippy
 	cargo fmt --all -- --check

@@ -319,7 +319,7 @@ def test_local_gpu_cluster_pins_one_worker_per_gpu(tmp_path: Path) -> None:
     try:
         info = client.scheduler_info(n_workers=-1)["workers"]
         assert sorted(w["name"] for w in info.values()) == ["gpu0", "gpu1"]
-        assert all(w["resources"] == {"GPU": 1} and w["nthreads"] == 1 for w in info.values())
+        assert all(w["resources"] == {"GPU": 2} and w["nthreads"] == 2 for w in info.values())
         assert sorted(client.run(os.getenv, "CUDA_VISIBLE_DEVICES").values()) == ["0", "1"]
         space = {"x": gt.search_spaces.range(0, 100)}
         config = {"generations": 2, "pool_size": 8, "seed": 1, "normalize": True}
@@ -336,6 +336,23 @@ def test_local_gpu_cluster_pins_one_worker_per_gpu(tmp_path: Path) -> None:
     assert {m["gpu"] for m in table["metadata"]} == {"0", "1"}
     assert {m["dask_worker_name"] for m in table["metadata"]} == {"gpu0", "gpu1"}
     assert all(m["placement"].endswith(f"/gpu{m['gpu']}") for m in table["metadata"])
+
+
+def test_objective_is_two_phase_and_the_script_remeasures_by_default() -> None:
+    objective = tn.NvccObjective()
+    assert isinstance(objective, gt.TwoPhaseObjective)
+    assert callable(objective.release)
+    assert gt.Search(objective, tn.load_space(), {"generations": 1})._shipped_objective().two_phase
+    args = tn._parser().parse_args([])
+    assert args.remeasure_top == tn.REMEASURE_TOP > 0 and args.remeasure_repeats == tn.REMEASURE_REPEATS >= 2
+    built = tn.NvccBuild(folder="/tmp/x", exe="/tmp/x/kernel", block_size=256)
+    assert cloudpickle.loads(cloudpickle.dumps(built)) == built  # travels to the measuring process
+
+
+def test_bad_remeasure_settings_fail_before_detection() -> None:
+    done = run_script("--remeasure-repeats", "1")
+    assert done.returncode == 2
+    assert "remeasure_repeats" in done.stderr
 
 
 # ----- with real CUDA tools ------------------------------------------------------------------------

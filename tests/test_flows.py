@@ -233,6 +233,34 @@ def test_flow_with_gpu_resources_and_resume(prefect_api: None, gpu_cluster: Loca
     assert table(gt.SearchResult.from_csv(resumed["result_csv"])) == table(first)
 
 
+def test_flow_builds_on_every_slot_and_measures_alone_then_remeasures(prefect_api: None, gpu_cluster: LocalCluster, tmp_path: Path) -> None:
+    import noise_objectives as nobj
+
+    logs = tmp_path / "phases"
+    logs.mkdir()
+    space = {"x": gt.search_spaces.range(0, 12), "y": gt.search_spaces.range(0, 7)}
+    flow_run_id, summary = run_flow(
+        objective="noise_objectives:Phased",
+        objective_kwargs={"log_dir": str(logs), "build_s": 0.1, "measure_s": 0.03},
+        search_space=compile_space(space),
+        search_config={**CONFIG, "generations": 2, "remeasure_top": 2, "remeasure_repeats": 3},
+        dask_address=gpu_cluster.scheduler_address,
+        cache_folder=str(tmp_path / "runs"),
+    )
+    phases = nobj.read_phases(str(logs))
+    measures = [p for p in phases if p["phase"] == "measure"]
+    builds = [p for p in phases if p["phase"] == "build"]
+    assert nobj.overlaps(measures) == 0
+    assert nobj.overlaps(builds) > 0
+    df = gt.SearchResult.from_csv(summary["result_csv"]).get_results()
+    assert (df["status"] == "remeasure").sum() == 2 * 3
+    assert summary["best"]["remeasured_n"] == 3
+    assert summary["best"]["remeasured_mean"] == pytest.approx(nobj.true_value(summary["best"]["params"]))
+    # the Prefect summary artifact names the re-measured winner
+    (summary_md,) = [a for a in artifacts(flow_run_id) if a.key == "genetune-summary"]
+    assert f"re-measured winner: id {summary['best']['id']}" in summary_md.data
+
+
 @pytest.mark.slow
 def test_flow_normalizes_per_gpu(prefect_api: None, tmp_path: Path) -> None:
     """normalize=True in the flow on two (fake) GPUs of different speed: each GPU is baselined

@@ -61,8 +61,12 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     baseline = df[df["status"] == "baseline"]
     assert list(baseline["id"]) == [f"baseline@{socket.gethostname()}"] and baseline["score_1"].iloc[0] > 0
     assert list(baseline["norm_score_1"]) == [1.0]
-    rows = df[df["status"] != "baseline"]
+    rows = df[df["status"].isin(["valid", "invalid"])]
     assert len(rows) == 12
+    # The job re-measures its best flag sets and -O2 at the end; the winner is the best re-measured one.
+    again = df[df["status"] == "remeasure"]
+    remeasured = {m["remeasure_of"] for m in again["metadata"]}
+    assert "baseline" in remeasured and len(remeasured) >= 2 and len(again) == 5 * len(remeasured)
     # Every failure says why; a flag set that changes a checksum is a failure, never a winner.
     for params, status, reason in zip(rows["params"], rows["status"], rows["reason"], strict=True):
         if status == "invalid":
@@ -70,7 +74,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         if any(f in ("-ffast-math", "-Ofast") for f in flags_from_params(params)) and reason.startswith("wrong result"):
             assert status == "invalid"
     best = gt.SearchResult.from_csv(run_folder / "results.csv").get_best_result()
-    assert isinstance(best, dict) and best["status"] == "valid"
+    assert isinstance(best, dict) and best["status"] == "valid" and best["remeasured_n"] == 5
 
     report = json.loads((run_folder / "speedup.json").read_text())
     assert report["flags"] == flags_from_params(best["params"])
@@ -78,6 +82,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     for comparison in (report["vs_O2"], report["vs_O3"]):
         assert comparison["ci_low"] <= comparison["speedup"] <= comparison["ci_high"]
         assert 0 <= comparison["p_value"] <= 1
+        assert (not comparison["ci_low"] <= 1.0 <= comparison["ci_high"]) == (comparison["p_value"] < 0.05)
 
     # MLflow: the search's run in the SQLite store, with the re-measured speedups.
     from mlflow.tracking import MlflowClient
@@ -87,6 +92,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert experiment is not None
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.data.metrics["speedup_vs_O2"] == pytest.approx(report["vs_O2"]["speedup"])
+    assert run.data.metrics["summary.remeasured_best_mean"] == pytest.approx(best["remeasured_mean"])
     assert run.data.tags["genetune.best_flags"] == " ".join(report["flags"])
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"speedup.md", "speedup.json", "results.csv"}
     assert run.info.artifact_uri.startswith((folder / "mlartifacts").as_uri()), run.info.artifact_uri

@@ -22,6 +22,7 @@ import genetune as gt
 import genetune.search_spaces as ss
 from genetune.evaluation import evaluate
 from genetune.exceptions import InvalidCandidate
+from genetune.objectives import MeasuredObjective
 from genetune.flows import load_search_space
 from genetune.jobs.gcc import (
     BASE_CFLAGS,
@@ -35,6 +36,7 @@ from genetune.jobs.gcc import (
     load_space,
     measure_speedups,
 )
+from genetune.jobs.gcc import search_config as gcc_search_config
 from genetune.jobs.gcc import space as space_module
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
@@ -315,11 +317,14 @@ def test_measure_speedups() -> None:
     assert report.flags == ["-O3"] and report.kernels == ["matmul"] and report.rounds == 4
     for times in (report.times_flags, report.times_O2, report.times_O3):
         assert len(times) == 4 and all(t > 0 for t in times)
-    assert report.vs_O2.speedup == pytest.approx(statistics.median(report.times_O2) / statistics.median(report.times_flags))
+    geo = statistics.geometric_mean
+    assert report.vs_O2.speedup == pytest.approx(geo(report.times_O2) / geo(report.times_flags))
     for comparison, name in ((report.vs_O2, "-O2"), (report.vs_O3, "-O3")):
         assert comparison.baseline == name
         assert comparison.ci_low <= comparison.speedup <= comparison.ci_high
         assert 0 <= comparison.p_value <= 1
+        # one method for both: the interval excludes 1.0 exactly when p < 0.05
+        assert (not comparison.ci_low <= 1.0 <= comparison.ci_high) == (comparison.p_value < 0.05)
     summary = report.summary()
     assert summary.startswith("best flags are ") and "than -O2 (95% CI " in summary and "than -O3 (95% CI " in summary
     table = report.to_markdown()
@@ -329,6 +334,31 @@ def test_measure_speedups() -> None:
     with pytest.raises(ValidationError):
         SpeedupReport(**report.model_dump(), extra=1)
     assert SpeedupReport.model_validate_json(report.model_dump_json()) == report
+
+
+def test_two_phases_build_then_measure_and_release(tmp_path: Path) -> None:
+    objective = small(kernels=["matmul", "hashsort"], work_dir=tmp_path)
+    built = objective.build({"opt_level": "-O3"})
+    assert built.flags == ("-O3",) and set(built.exes) == {"matmul", "hashsort"}
+    assert pickle.loads(pickle.dumps(built)) == built  # a process pool measures it elsewhere
+    assert all(Path(exe).is_file() for exe in built.exes.values())
+    assert objective.measure(built) > 0
+    objective.release(built)
+    assert not Path(built.folder).exists()
+    score = evaluate(MeasuredObjective(objective), 1, {"opt_level": "-O2"}, 1, "test")
+    meta = score.metadata_dict()
+    assert not score.failed and meta["build_s"] > 0 and len(meta["measurements"]) == 1
+    assert set(meta["metrics"]) >= {"compile_s.matmul", "time_s.matmul"}
+    failed = evaluate(MeasuredObjective(small(kernels=["stencil"], work_dir=tmp_path)), 2, FAST_MATH | {"opt_level": "-O3"}, 1, "test")
+    assert failed.failed and failed.reason.startswith(REASON_PREFIXES)
+    assert not any(p.name.startswith("genetune-gcc-") for p in tmp_path.iterdir())  # released, even after a wrong result
+
+
+def test_job_config_remeasures_the_top_by_default() -> None:
+    from genetune.jobs.gcc.space import REMEASURE_TOP
+
+    config = gt.SearchConfiguration(**gcc_search_config(load_space(), 2, 8, 1))
+    assert config.remeasure_top == REMEASURE_TOP > 0 and config.normalize
 
 
 def test_measure_speedups_rejects_wrong_results_and_bad_arguments() -> None:

@@ -1,5 +1,6 @@
 """Tunes nvcc/ptxas flags and the block size of a bundled CUDA kernel (kernel.cu) with genetune,
-one evaluation per GPU at a time on Dask workers that declare ``resources={"GPU": 1}``.
+built on every worker thread and measured one candidate at a time per GPU, on Dask workers that
+declare GPU slots (``resources={"GPU": 1}`` per evaluation).
 
     python examples/cuda_nvcc/tune_nvcc.py [--generations N] [--pool-size P] [--seed S]
         [--dask-address ADDR] [--cache-folder DIR] [--n 2048] [--reps 20] [--arch native] ...
@@ -7,13 +8,15 @@ one evaluation per GPU at a time on Dask workers that declare ``resources={"GPU"
 Without ``--dask-address`` it needs a local NVIDIA GPU and nvcc; where either is missing it prints
 one line starting ``skipped:`` and exits 0 (so CI and laptops can run it). It then starts a local
 Dask cluster with one worker per GPU, each pinned to its GPU with ``CUDA_VISIBLE_DEVICES`` and
-offering ``GPU=1``. With ``--dask-address`` it uses your cluster (``dask scheduler`` plus one
-``CUDA_VISIBLE_DEVICES=i dask worker ADDR --resources GPU=1 --nthreads 1`` per GPU): the workers
+offering ``GPU=2`` with 2 threads (two candidates compile at once; the GPU's measuring slot lets
+one run). With ``--dask-address`` it uses your cluster (``dask scheduler`` plus one
+``CUDA_VISIBLE_DEVICES=i dask worker ADDR --resources GPU=2 --nthreads 2`` per GPU): the workers
 compile and run, so they need nvcc and a GPU, this machine needs neither.
 
-Each evaluation compiles kernel.cu with the candidate's flags into its own temporary directory,
-runs it with the candidate's block size and returns the median kernel time (seconds, lower is
-better). The result must equal the default build's (``nvcc -arch=native``, block size 256)
+Each evaluation compiles kernel.cu with the candidate's flags into its own temporary directory
+(``build``), then runs it with the candidate's block size (``measure``, alone on its GPU) and
+returns the median kernel time (seconds, lower is better). When the search ends, the 3 best are
+re-measured 5 times interleaved with the default build, and the best re-measured one is reported. The result must equal the default build's (``nvcc -arch=native``, block size 256)
 exactly: kernel.cu's arithmetic is exact (see its header), so any difference is a bug, not
 rounding. Failures make the candidate INVALID with a reason starting ``compile failed:``,
 ``launch failed:`` (e.g. 1024 threads with too many registers per thread), ``wrong result:``,
@@ -40,6 +43,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -54,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
     "KERNEL_PATH",
+    "NvccBuild",
     "SPACE_PATH",
     "NvccObjective",
     "block_size_of",
@@ -75,6 +80,10 @@ SPACE_PATH: Path = HERE / "nvcc_space.yaml"
 #: The launch parameter's name in the space, and its value when a candidate has none (the baseline).
 BLOCK_SIZE_KEY = "block_size"
 DEFAULT_BLOCK_SIZE = 256
+#: Candidates of one GPU that compile at once (each GPU worker's threads and GPU slots).
+BUILDS_PER_GPU = 2
+#: The best candidates re-measured when the search ends, and how many rounds.
+REMEASURE_TOP, REMEASURE_REPEATS = 3, 5
 #: Numeric parameters and the nvcc flag each becomes (``{}``: the value).
 VALUED_FLAGS: Mapping[str, str] = MappingProxyType({"maxrregcount": "--maxrregcount={}"})
 
@@ -189,9 +198,21 @@ def _check_int(name: str, value: Any, low: int, high: int) -> int:
     return value
 
 
+@dataclass(frozen=True)
+class NvccBuild:
+    """A candidate compiled by :meth:`NvccObjective.build` (plain paths: it pickles)."""
+
+    folder: str
+    exe: str
+    block_size: int
+
+
 class NvccObjective:
     """Compiles kernel.cu with a candidate's nvcc flags, runs it with the candidate's block size
     and returns the median kernel time in seconds (lower is better).
+
+    Two-phase: a search calls :meth:`build` (nvcc, on every worker thread) and :meth:`measure`
+    (the run, one at a time per GPU), so no timing shares its GPU with another candidate's.
 
     * ``n``, ``reps``: the matrix size and the timed launches (after 2 warm-ups) per run.
     * ``nvcc``, ``arch``: the compiler and its ``-arch=`` (``native``: the GPU of the worker).
@@ -254,17 +275,44 @@ class NvccObjective:
             f"compile_timeout={self.compile_timeout:g}, run_timeout={self.run_timeout:g}, rtol={self.rtol:g})"
         )
 
-    def __call__(self, params: Mapping[str, Any]) -> float:
+    # ----- the two phases: compile anywhere, run alone on the GPU ------------------------------------
+
+    def build(self, params: Mapping[str, Any]) -> NvccBuild:
+        """Compiles kernel.cu with the candidate's flags into a new temporary directory (no GPU
+        work: many candidates build at once while one is measured)."""
         flags = nvcc_flags(params)
         block_size = block_size_of(params)
+        if self.work_dir is not None:
+            Path(self.work_dir).mkdir(parents=True, exist_ok=True)
+        folder = tempfile.mkdtemp(prefix="genetune-nvcc-", dir=self.work_dir)
+        try:
+            exe, compile_s = self._compile(flags, folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        gt.log_metrics({"compile_s": compile_s})
+        return NvccBuild(folder=folder, exe=str(exe), block_size=block_size)
+
+    def measure(self, built: NvccBuild) -> float:
+        """Runs the built kernel (holding this GPU's measuring slot during a search) and checks
+        its result against the default build's; the median kernel time in seconds."""
         expected = self.reference_checksum()
-        with self._scratch() as scratch:
-            exe, compile_s = self._compile(flags, scratch)
-            checksum, seconds, stats = self._run(exe, block_size)
+        checksum, seconds, stats = self._run(Path(built.exe), built.block_size)
         if not self._same(checksum, expected):
             raise gt.InvalidCandidate(f"wrong result: checksum {checksum} != {expected} (the default build's)")
-        gt.log_metrics({"compile_s": compile_s, **stats})
+        gt.log_metrics(stats)
         return seconds
+
+    def release(self, built: NvccBuild) -> None:
+        """Removes the candidate's build directory."""
+        shutil.rmtree(built.folder, ignore_errors=True)
+
+    def __call__(self, params: Mapping[str, Any]) -> float:
+        built = self.build(params)
+        try:
+            return self.measure(built)
+        finally:
+            self.release(built)
 
     def reference_checksum(self) -> str:
         """The default build's checksum (no flags, block size 256), measured once per process and
@@ -399,23 +447,27 @@ def local_gpus() -> list[str]:
     return detect_gpus() or []
 
 
-def local_gpu_cluster(gpus: Sequence[str], env: Mapping[str, str] | None = None) -> Client:
-    """A local Dask cluster with one single-threaded worker process per GPU, pinned to it with
-    ``CUDA_VISIBLE_DEVICES`` (plus ``env``) and offering ``GPU=1``; close the returned Client and
+def local_gpu_cluster(gpus: Sequence[str], env: Mapping[str, str] | None = None, builds_per_gpu: int = BUILDS_PER_GPU) -> Client:
+    """A local Dask cluster with one worker process per GPU, pinned to it with
+    ``CUDA_VISIBLE_DEVICES`` (plus ``env``), with ``builds_per_gpu`` threads and offering
+    ``GPU=builds_per_gpu``: with ``resources={"GPU": 1}`` that many candidates of a GPU build at
+    once while its measuring slot lets one of them run on the GPU. Close the returned Client and
     its ``.cluster``. (``distributed.LocalCluster`` gives every worker the same environment, so all
     of them would use the first GPU; dask-cuda's LocalCUDACluster does what this does.)"""
     from distributed import Client, Nanny, Scheduler, SpecCluster
 
     if not gpus:
         raise ValueError("local_gpu_cluster needs at least one GPU")
+    if isinstance(builds_per_gpu, bool) or not isinstance(builds_per_gpu, int) or builds_per_gpu < 1:
+        raise ValueError(f"builds_per_gpu must be a positive int, got {builds_per_gpu!r}")
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}}
     workers = {
         f"gpu{gpu}": {
             "cls": Nanny,
             "options": {
                 "host": "127.0.0.1",
-                "nthreads": 1,
-                "resources": {"GPU": 1},
+                "nthreads": builds_per_gpu,
+                "resources": {"GPU": builds_per_gpu},
                 "env": {**(env or {}), "CUDA_VISIBLE_DEVICES": str(gpu)},
                 "dashboard_address": None,
                 "name": f"gpu{gpu}",
@@ -455,7 +507,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--pool-size", type=int, default=16, help="candidates per generation (default 16)")
     parser.add_argument("--seed", type=int, default=1, help="the search's seed (default 1)")
     parser.add_argument(
-        "--dask-address", default=None, help="scheduler of an existing cluster (workers need nvcc, a GPU and --resources GPU=1)"
+        "--dask-address", default=None, help="scheduler of an existing cluster (workers need nvcc, a GPU and --resources GPU=N --nthreads N)"
     )
     parser.add_argument(
         "--cache-folder", default=None, help="where the run folder goes (default: GENETUNE_CACHE_FOLDER or ~/.cache/genetune)"
@@ -467,6 +519,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--gpus", default=None, help="local GPUs to use, e.g. 0,1 (default: CUDA_VISIBLE_DEVICES or all)")
     parser.add_argument("--compile-timeout", type=float, default=180.0, help="seconds per nvcc run (default 180)")
     parser.add_argument("--run-timeout", type=float, default=60.0, help="seconds per kernel run (default 60)")
+    parser.add_argument(
+        "--remeasure-top", type=int, default=REMEASURE_TOP, help=f"re-measure this many best candidates at the end (default {REMEASURE_TOP})"
+    )
+    parser.add_argument(
+        "--remeasure-repeats", type=int, default=REMEASURE_REPEATS, help=f"rounds of that re-measurement (default {REMEASURE_REPEATS})"
+    )
     parser.add_argument(
         "--confirm-rounds", type=int, default=3, help="re-time the best against the default build, 0 to skip (default 3)"
     )
@@ -502,7 +560,7 @@ def _connect(args: argparse.Namespace) -> Client:
                 env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # indices as nvidia-smi numbers them, not fastest first
         print(f"local Dask cluster: one worker per GPU ({', '.join(gpus)})", flush=True)
         return local_gpu_cluster(gpus, env)
-    print(f"Dask cluster at {args.dask_address} (workers offering GPU=1)", flush=True)
+    print(f"Dask cluster at {args.dask_address} (workers offering GPU slots)", flush=True)
     return Client(args.dask_address, set_as_default=False)  # type: ignore[no-untyped-call]
 
 
@@ -533,6 +591,12 @@ def _report(result: gt.SearchResult, folder: Path) -> dict[str, Any] | None:
         f"search: {seconds * 1e3:.3f} ms vs {seconds / normalized * 1e3:.3f} ms for the default build "
         f"(block_size={DEFAULT_BLOCK_SIZE}, no flags) on {metadata.get('placement', '?')}: speedup {1 / normalized:.2f}x"
     )
+    if best.get("remeasured_mean") is not None:
+        mean, (low, high) = float(best["remeasured_mean"]), best["remeasured_ci95"]
+        print(
+            f"re-measured {best['remeasured_n']} times (interleaved with the default build): {mean:.3f} of the default build's "
+            f"time (95% CI {low:.3f}-{high:.3f}): speedup {1 / mean:.2f}x; this is the reported winner"
+        )
     return best
 
 
@@ -540,7 +604,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        config = gt.SearchConfiguration(generations=args.generations, pool_size=args.pool_size, seed=args.seed, normalize=True)
+        config = gt.SearchConfiguration(
+            generations=args.generations,
+            pool_size=args.pool_size,
+            seed=args.seed,
+            normalize=True,
+            remeasure_top=args.remeasure_top,
+            remeasure_repeats=args.remeasure_repeats,
+        )
     except ValueError as err:  # pydantic's ValidationError is a ValueError
         parser.error(f"bad search configuration: {err}")
     if args.confirm_rounds < 0:

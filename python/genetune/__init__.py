@@ -21,6 +21,7 @@ from genetune.exceptions import (
     TellError,
 )
 from genetune.metrics import log_metric, log_metrics, parse_metric_lines
+from genetune.objectives import TwoPhase, TwoPhaseObjective
 from genetune.results import SearchResult
 from genetune.scores import BASELINE_CONFIG, INVALID_SCORE, Score, normalize_scores
 from genetune.search import Search
@@ -66,6 +67,8 @@ __all__ = [
     "Settings",
     "StateError",
     "TellError",
+    "TwoPhase",
+    "TwoPhaseObjective",
     "WorkerTypes",
     "get_settings",
     "log_metric",

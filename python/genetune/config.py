@@ -114,6 +114,30 @@ class SearchConfiguration(BaseModel):
         "breeding follows (long runs gain less from the model than it costs).",
     )
 
+    # Noisy measurements (genetune's own; the defaults keep every candidate measured once).
+    repeats: int = Field(
+        default=1, ge=1, le=10_000, description="Measurements per candidate; its score is their median (the row keeps them all)."
+    )
+    remeasure_top: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="When the search ends: re-measure this many best distinct candidates (several objectives: up to this many of "
+        "the Pareto front), and the baseline when normalize=True, in interleaved rounds; get_best_result() then picks by the "
+        "re-measured mean. 0: no re-measurement.",
+    )
+    remeasure_repeats: int = Field(default=10, ge=2, le=10_000, description="Interleaved rounds of the re-measurement (remeasure_top > 0).")
+    quiet_measurements: bool = Field(
+        default=False,
+        description="Two-phase objectives: a measurement also waits for the builds of its host (or GPU) to finish and holds new "
+        "ones back (never benchmark while compiling); steadier timings, less parallelism.",
+    )
+    racing: bool = Field(
+        default=False,
+        description="One objective: a candidate that would displace the best so far is measured again (doubling) until it wins "
+        "significantly or falls back; the extra measurements count toward the budget (generations * pool_size).",
+    )
+
     @model_validator(mode="after")
     def _derive_and_check(self) -> SearchConfiguration:
         m = self.num_objectives
@@ -135,6 +159,8 @@ class SearchConfiguration(BaseModel):
                 raise ValueError("objective_weights must be non-negative")
             if not math.isclose(math.fsum(w), 1.0, rel_tol=0, abs_tol=1e-9):
                 raise ValueError(f"Objective Weights must add up to 1.0 (they add up to {math.fsum(w)})")
+        if self.racing and m > 1:
+            raise ValueError(f"racing compares one objective; it cannot be used with num_objectives={m}")
         engine = self.engine or EngineKind.AUTO
         if engine == EngineKind.GA and m > 1:
             raise ValueError(f"engine 'ga' optimizes one objective; use 'nsga2' or 'nsga3' for num_objectives={m}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 import os
@@ -17,7 +18,7 @@ from genetune.exceptions import InvalidCandidate, ObjectiveReturnError
 from genetune.metrics import collect_metrics
 from genetune.scores import INVALID_SCORE, Score
 
-__all__ = ["evaluate", "evaluate_async", "invalid_score", "placement", "scores_from_return"]
+__all__ = ["evaluate", "evaluate_async", "exception_score", "invalid_score", "placement", "scores_from_return", "with_metrics"]
 
 _NUMBER = (int, float, np.integer, np.floating)
 
@@ -102,30 +103,45 @@ def _score(param_id: int | str, params: Any, num_objectives: int, value: Any, st
     )
 
 
-def _with_metrics(score: Score, metrics: dict[str, Any]) -> Score:
+def exception_score(err: BaseException, param_id: int | str, params: Any, num_objectives: int, start: float, worker: str) -> Score:
+    """The INVALID score of an evaluation that raised (``InvalidCandidate``: its own reason)."""
+    return invalid_score(param_id, params, num_objectives, _exception_reason(err), time.perf_counter() - start, worker=worker, **placement())
+
+
+def with_metrics(score: Score, metrics: dict[str, Any]) -> Score:
     if not metrics or not isinstance(score.metadata, dict):
         return score
     return score.model_copy(update={"metadata": {**score.metadata, "metrics": dict(metrics)}})
 
 
+def _evaluates_itself(function: Any) -> bool:
+    return callable(getattr(type(function), "genetune_evaluate", None))
+
+
 def evaluate(function: Callable[[Any], Any], param_id: int | str, params: Any, num_objectives: int, worker: str) -> Score:
     """Runs the objective once. An exception makes the candidate INVALID with the reason
     recorded; a wrong return type or count raises ObjectiveReturnError. Metrics the objective
-    logs (``genetune.log_metric``) land in ``metadata["metrics"]``."""
+    logs (``genetune.log_metric``) land in ``metadata["metrics"]``. An objective with a
+    ``genetune_evaluate`` method (a :class:`genetune.objectives.MeasuredObjective`: repeats,
+    two phases) evaluates itself."""
+    if _evaluates_itself(function):
+        score: Score = function.genetune_evaluate(param_id, params, num_objectives, worker)  # type: ignore[attr-defined]
+        return score
     start = time.perf_counter()
     with collect_metrics() as metrics:
         try:
             value = function(params)
         except Exception as err:
-            failed = invalid_score(param_id, params, num_objectives, _exception_reason(err), time.perf_counter() - start, worker=worker, **placement())
-            return _with_metrics(failed, metrics)
-    return _with_metrics(_score(param_id, params, num_objectives, value, start, worker), metrics)
+            return with_metrics(exception_score(err, param_id, params, num_objectives, start, worker), metrics)
+    return with_metrics(_score(param_id, params, num_objectives, value, start, worker), metrics)
 
 
 async def evaluate_async(
     function: Callable[[Any], Any], param_id: int | str, params: Any, num_objectives: int, worker: str
 ) -> Score:
-    """`evaluate` for ``async def`` objectives."""
+    """`evaluate` for ``async def`` objectives (a measuring plan runs in a thread)."""
+    if _evaluates_itself(function):
+        return await asyncio.to_thread(evaluate, function, param_id, params, num_objectives, worker)
     start = time.perf_counter()
     with collect_metrics() as metrics:
         try:
@@ -133,6 +149,5 @@ async def evaluate_async(
             if inspect.isawaitable(value):
                 value = await value
         except Exception as err:
-            failed = invalid_score(param_id, params, num_objectives, _exception_reason(err), time.perf_counter() - start, worker=worker, **placement())
-            return _with_metrics(failed, metrics)
-    return _with_metrics(_score(param_id, params, num_objectives, value, start, worker), metrics)
+            return with_metrics(exception_score(err, param_id, params, num_objectives, start, worker), metrics)
+    return with_metrics(_score(param_id, params, num_objectives, value, start, worker), metrics)

@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from genetune.exceptions import SearchSpaceError
 from genetune.metrics import log_metric, parse_metric_lines
+from genetune.objectives import is_two_phase
 from genetune.search_spaces import Parameter, SearchSpace, space_from_spec
 
 __all__ = ["CommandObjective", "load_config", "load_objective", "load_search_space", "read_document"]
@@ -144,8 +145,11 @@ def _build_objective(factory: Callable[..., Any], kwargs: Mapping[str, Any] | No
         built = factory(**dict(kwargs or {}))
     except TypeError as err:
         raise TypeError(f"objective {name!r} with objective_kwargs {dict(kwargs or {})!r}: {err}") from err
-    if not callable(built):
-        raise TypeError(f"objective {name!r} called with objective_kwargs gave {type(built).__name__}, which is not callable")
+    if not callable(built) and not is_two_phase(built):  # a two-phase objective needs no __call__
+        raise TypeError(
+            f"objective {name!r} called with objective_kwargs gave {type(built).__name__}, which is neither callable "
+            "nor a two-phase objective (build/measure)"
+        )
     function: Callable[[Any], Any] = built
     return function
 

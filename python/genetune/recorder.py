@@ -76,6 +76,12 @@ class Recorder:
         self.starts(row["id"], row["generation"], row["params"])
         self._bus.emit("post_objective", _candidate(row["id"], row["generation"], row["params"]), row)
 
+    def remeasured(self, row: Row) -> None:
+        """A re-measurement (``remeasure_top``): logged (once) and announced, not counted in the
+        progress (the search's budget is spent)."""
+        self._append(row)
+        self._bus.emit("post_objective", _candidate(row["id"], row["generation"], row["params"]), row)
+
     def _append(self, row: Row) -> None:
         if row["id"] not in self._logged:
             self._log.append(row)

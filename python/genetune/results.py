@@ -18,6 +18,7 @@ import csv
 import json
 import math
 import re
+import statistics
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias, cast
@@ -27,6 +28,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from genetune.config import ProblemType
+from genetune.intervals import mean_interval
 from genetune.jsonable import json_default
 from genetune.scores import BASELINE_ID, INVALID_SCORE
 
@@ -46,6 +48,8 @@ _NORM_RE: Final = re.compile(r"norm_score_(\d+)")
 _SCOPES: Final = ("pareto_front", "avg", "stddev")
 _STATUS_VALID: Final = "valid"
 _STATUS_INVALID: Final = "invalid"
+_STATUS_REMEASURE: Final = "remeasure"
+_STATUS_RACE: Final = "race"
 # Boolean cells one chunk of the dominance check for M>3 objectives may allocate (M=3 uses Kung's sweep).
 _CHUNK_CELLS: Final = 1 << 23
 _PANDAS_MAJOR: Final = int(pd.__version__.split(".")[0])
@@ -549,11 +553,110 @@ class SearchResult:
     def _used_scores(self) -> NDArray[np.float64]:
         return self._df[self._used_columns()].to_numpy(dtype=np.float64)
 
+    def _remeasure_mask(self) -> NDArray[np.bool_]:
+        """Rows that measure a candidate again (re-measurement, racing): never candidates themselves."""
+        return np.asarray(self._df["status"].isin([_STATUS_REMEASURE, _STATUS_RACE]).to_numpy(dtype=bool))
+
+    def _raced_best(self) -> dict[str, Any] | None:
+        """One objective with racing: the best mean among the candidates measured more than once."""
+        race = np.flatnonzero((self._df["status"] == _STATUS_RACE).to_numpy(dtype=bool))
+        if self._num_objectives != 1 or race.size == 0:
+            return None
+        used = self._used_scores()[:, 0]
+        extra: dict[Any, list[float]] = {}
+        for pos in race:
+            meta = self._df["metadata"].iat[int(pos)]
+            of = meta.get("race_of") if isinstance(meta, Mapping) else None
+            if of is not None and math.isfinite(used[pos]):
+                extra.setdefault(of, []).append(float(used[pos]))
+        sign = float(_signs(self._directions)[0])
+        best: tuple[float, int, list[float]] | None = None
+        ids = self._df["id"]
+        for pos in np.flatnonzero(self._candidate_mask()):
+            more = extra.get(ids.iat[int(pos)])
+            if not more:
+                continue
+            sample = [float(used[pos]), *more]
+            key = sign * statistics.fmean(sample)
+            if best is None or key < best[0]:
+                best = (key, int(pos), sample)
+        if best is None:
+            return None
+        row = self._rows([best[1]])[0]
+        row.update(race_mean=statistics.fmean(best[2]), race_n=len(best[2]))
+        return row
+
     def _candidate_mask(self) -> NDArray[np.bool_]:
-        """Rows that may win: not baseline, not marked invalid, finite in the used columns."""
+        """Rows that may win: not baseline, not a re-measurement, not marked invalid, finite in
+        the used columns."""
         finite = np.isfinite(self._used_scores()).all(axis=1)
         invalid = (self._df["status"] == _STATUS_INVALID).to_numpy(dtype=bool)
-        return np.asarray(finite & ~invalid & ~self._baseline_mask())
+        return np.asarray(finite & ~invalid & ~self._baseline_mask() & ~self._remeasure_mask())
+
+    def remeasured(self) -> pd.DataFrame:
+        """Per re-measured item (``remeasure_top``; the baseline included when normalized): ``id``,
+        ``n`` (valid re-measurements), and per objective ``mean_<j>``, ``ci_low_<j>``,
+        ``ci_high_<j>`` (Student's t 95% interval) of the used columns (normalized ones when
+        normalized). Empty without re-measurements."""
+        mask = self._remeasure_mask()
+        columns = ["id", "n"] + [f"{k}_{j}" for j in range(1, self._num_objectives + 1) for k in ("mean", "ci_low", "ci_high")]
+        if not mask.any():
+            return pd.DataFrame(columns=columns)
+        used = self._used_scores()
+        groups: dict[Any, list[NDArray[np.float64]]] = {}
+        for pos in np.flatnonzero(mask):
+            meta = self._df["metadata"].iat[int(pos)]
+            of = meta.get("remeasure_of") if isinstance(meta, Mapping) else None
+            if of is None:
+                continue
+            bucket = groups.setdefault(of, [])
+            if np.isfinite(used[pos]).all():
+                bucket.append(used[pos])
+        records = []
+        for of, values in groups.items():
+            record: dict[str, Any] = {"id": of, "n": len(values)}
+            for j in range(self._num_objectives):
+                mean, low, high = mean_interval([float(v[j]) for v in values])
+                record.update({f"mean_{j + 1}": mean, f"ci_low_{j + 1}": low, f"ci_high_{j + 1}": high})
+            records.append(record)
+        return pd.DataFrame(records, columns=columns)
+
+    def _remeasured_best(self, scope: str) -> dict[str, Any] | list[dict[str, Any]] | None:
+        """`get_best_result` by the re-measured means (None when nothing was re-measured)."""
+        table = self.remeasured()
+        if table.empty:
+            return None
+        ids = self._df["id"]
+        candidates = ~self._baseline_mask() & ~self._remeasure_mask()
+        picks: list[tuple[int, dict[str, Any]]] = []
+        m = self._num_objectives
+        for record in table.to_dict(orient="records"):
+            if record["n"] == 0:
+                continue
+            where = np.flatnonzero(candidates & (ids == record["id"]).to_numpy(dtype=bool))
+            if where.size == 0:  # the baseline, or a candidate the table lacks
+                continue
+            means = [float(record[f"mean_{j}"]) for j in range(1, m + 1)]
+            ci = [(float(record[f"ci_low_{j}"]), float(record[f"ci_high_{j}"])) for j in range(1, m + 1)]
+            row = self._rows([int(where[0])])[0]
+            row.update(
+                remeasured_mean=means[0] if m == 1 else means,
+                remeasured_ci95=ci[0] if m == 1 else ci,
+                remeasured_n=int(record["n"]),
+            )
+            picks.append((int(where[0]), row))
+        if not picks:
+            return None
+        picks.sort(key=lambda p: p[0])
+        rows = [row for _, row in picks]
+        signs = _signs(self._directions)
+        x = np.array([np.atleast_1d(np.asarray(r["remeasured_mean"], dtype=np.float64)) for r in rows]) * signs
+        if m == 1:
+            return rows[int(np.argmin(x[:, 0]))]
+        if scope == "pareto_front":
+            return [r for r, keep in zip(rows, _front_mask_min(x), strict=True) if keep]
+        key = x.mean(axis=1) if scope == "avg" else x.std(axis=1, ddof=1)
+        return rows[int(np.argmin(key))]
 
     def _oriented(self) -> NDArray[np.float64]:
         """Used scores with every objective turned into "lower is better"."""
@@ -571,10 +674,23 @@ class SearchResult:
         ``"avg"`` -> the row with the lowest mean over the objectives after negating ``"max"``
         objectives (lower is better for all); ``"stddev"`` -> the row with the smallest sample
         standard deviation (ddof=1) over those oriented objectives. Ties: the first row.
+
+        After a re-measurement (``remeasure_top``), the choice is made among the re-measured
+        candidates by their re-measured means (the search's own measurement left out: it is the
+        lucky one), and each returned row also has ``remeasured_mean``, ``remeasured_ci95``
+        (Student's t 95% interval; a list of them for several objectives) and ``remeasured_n``.
+        Else, after racing (``racing=True``): the best mean among the candidates measured more than
+        once, with ``race_mean`` and ``race_n``.
         """
         scope = str(multiscore_scope)
         if scope not in _SCOPES:
             raise ValueError(f"Unknown multiscore_scope {scope!r}; expected one of {list(_SCOPES)}")
+        remeasured = self._remeasured_best(scope)
+        if remeasured is not None:
+            return remeasured
+        raced = self._raced_best()
+        if raced is not None:
+            return raced
         idx = np.flatnonzero(self._candidate_mask())
         if idx.size == 0:
             raise ValueError(ALL_INVALID_MESSAGE)
@@ -617,10 +733,11 @@ class SearchResult:
         ``invalid_rate`` (NaN without evaluations), ``generations`` (distinct generations of the
         evaluations), then ``best`` (best used score, None if no valid row) for one objective, or
         ``pareto_size`` (and ``hypervolume`` when ``ref_point`` is given) for several."""
-        base = self._baseline_mask()
+        # Race measurements spend the budget (evaluations); re-measurements come after it.
+        base = self._baseline_mask() | (self._df["status"] == _STATUS_REMEASURE).to_numpy(dtype=bool)
         valid = self._candidate_mask()
         evaluations = int((~base).sum())
-        invalid = int((~base & ~valid).sum())
+        invalid = int((~base & ~valid & ~self._remeasure_mask()).sum())
         out: dict[str, Any] = {
             "evaluations": evaluations,
             "invalid": invalid,

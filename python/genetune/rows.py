@@ -10,8 +10,10 @@ from genetune.scores import Score
 
 __all__ = ["Row", "Status", "row_from_score", "told_scores"]
 
-#: ``"prior"``: an earlier search's evaluation a warm start continues from (never re-evaluated).
-Status = Literal["valid", "invalid", "baseline", "prior"]
+#: ``"prior"``: an earlier search's evaluation a warm start continues from (never re-evaluated);
+#: ``"remeasure"``: a re-measurement of a candidate when the search ended (:mod:`genetune.remeasure`);
+#: ``"race"``: a candidate measured again while racing the incumbent (:mod:`genetune.racing`).
+Status = Literal["valid", "invalid", "baseline", "prior", "remeasure", "race"]
 
 
 class Row(TypedDict):

@@ -33,7 +33,11 @@ from genetune.config import SearchConfiguration, as_search_configuration
 from genetune.engine import Constraint, Engine, checked_constraints
 from genetune.exceptions import CheckpointMismatchError, ObjectiveReturnError, SearchFailedError
 from genetune.manifest import manifest
+from genetune.objectives import checked_objective, measured_objective
+from genetune.racing import STATUS as RACE_STATUS
+from genetune.racing import Racing
 from genetune.recorder import Recorder
+from genetune.remeasure import remeasure, remeasured_summary
 from genetune.results import SearchResult
 from genetune.rows import Row, told_scores
 from genetune.scores import Score
@@ -83,9 +87,7 @@ class Search:
         constraints: Sequence[Constraint] | None = None,
         warm_start: WarmStart | None = None,
     ) -> None:
-        if not callable(objective_function):
-            raise TypeError(f"objective_function must be callable, got {type(objective_function).__name__}")
-        self.objective_function = objective_function
+        self.objective_function = checked_objective(objective_function)
         self.search_config = as_search_configuration(search_config)
         self.search_space = search_space
         self.constraints = checked_constraints(constraints)
@@ -225,9 +227,11 @@ class Search:
             if engine.config.normalize:
                 self._measure_baselines(run, first=True)
             run.recorder.checkpoint(self._checkpoint_payload(run))
-            while not engine.done:
+            while not engine.done and not (run.racing is not None and run.racing.spent(engine.config.pool_size or 0)):
                 self._generation(run)
-            reason = "exhausted" if engine.exhausted else "completed"
+            reason = "exhausted" if engine.exhausted else ("completed" if engine.done else "budget")
+            if engine.config.remeasure_top > 0:
+                self._remeasure(run)
             result = self._result(run.rows)
         except KeyboardInterrupt:
             reason = "stopped"
@@ -259,7 +263,13 @@ class Search:
                 baselines.restore(row)
                 rows.append(row)
                 recorder.replayed(row)
-        return _Run(engine, folder, finished, options, baselines, recorder, rows, time.perf_counter())
+        run = _Run(engine, folder, finished, options, baselines, recorder, rows, time.perf_counter())
+        if config.racing:
+            run.racing = Racing(config)
+            for generation in sorted({r["generation"] for r in rows if r["status"] in ("valid", "invalid")}):
+                ordered = sorted((r for r in rows if r["generation"] == generation and r["status"] in ("valid", "invalid")), key=lambda r: r["id"])
+                run.racing.generation(ordered, self._race_measure(run, generation, replay=True))
+        return run
 
     def _generation(self, run: _Run) -> None:
         engine, recorder = run.engine, run.recorder
@@ -277,7 +287,10 @@ class Search:
         run.rows.extend(generation_rows)
         if generation == 0 and self.exit_on_failure:
             _stop_if_all_failed(generation_rows, run.folder)
-        engine.tell([c.id for c in candidates], [told_scores(r) for r in generation_rows])
+        raced: dict[int | str, list[float]] = {}
+        if run.racing is not None:
+            raced = run.racing.generation(generation_rows, self._race_measure(run, generation, replay=False))
+        engine.tell([c.id for c in candidates], [raced.get(r["id"]) or told_scores(r) for r in generation_rows])
         draws = engine.constraint_draws if self.constraints else None
         recorder.generation_ends(generation, generation_rows, time.perf_counter() - started, self._checkpoint_payload(run), draws)
         if self.dump_results is not None:
@@ -296,7 +309,7 @@ class Search:
         scores: dict[int | str, Score] = {}
         if todo:
             returned = self.worker.run(
-                self.objective_function,
+                self._shipped_objective(),
                 [c.params for c in todo],
                 [c.id for c in todo],
                 self.search_config.num_objectives,
@@ -315,9 +328,60 @@ class Search:
         return rows
 
     def _measure_baselines(self, run: _Run, *, first: bool) -> None:
-        for row in run.baselines.measure(self.objective_function, run.options, first=first, run_folder=run.folder):
+        for row in run.baselines.measure(self._shipped_objective(), run.options, first=first, run_folder=run.folder):
             run.rows.append(row)
             run.recorder.baseline(row, failed=not all(math.isfinite(v) for v in row["scores"]))
+
+    def _race_measure(self, run: _Run, generation: int, *, replay: bool) -> Callable[[list[tuple[str, int | str, Any]]], list[Row]]:
+        """How racing measures a candidate again: from the evaluation log when it holds the row
+        (resume), else on the worker; new rows are logged and join the result."""
+
+        def measure(todo: list[tuple[str, int | str, Any]]) -> list[Row]:
+            known = [run.finished[rid] for rid, _, _ in todo if rid in run.finished]
+            fresh = [(rid, of, params) for rid, of, params in todo if rid not in run.finished]
+            if replay and fresh:
+                raise RuntimeError(f"{run.folder}: the evaluation log lacks the race measurements {[r for r, _, _ in fresh][:5]}")
+            rows: list[Row] = []
+            if fresh:
+                scores = self.worker.run(
+                    self._shipped_objective(), [p for _, _, p in fresh], [rid for rid, _, _ in fresh],
+                    self.search_config.num_objectives, **run.options.with_on_result(None).as_kwargs(),
+                )
+                if any(run.baselines.lacks(score) for score in scores):
+                    self._measure_baselines(run, first=False)
+                of = {rid: candidate for rid, candidate, _ in fresh}
+                for score in scores:
+                    row = run.baselines.row_of(score, generation)
+                    row = {**row, "status": RACE_STATUS, "metadata": {**row["metadata"], "race_of": of[str(score.param_id)]}}
+                    run.recorder.evaluated(row)
+                    rows.append(row)
+            if not replay:
+                for row in known:
+                    run.recorder.replayed(row)
+                run.rows.extend(known + rows)
+            return known + rows
+
+        return measure
+
+    def _shipped_objective(self) -> Any:
+        """The objective as workers get it: with its measuring plan (repeats, two phases)."""
+        config = self.search_config
+        return measured_objective(self.objective_function, config.repeats, config.quiet_measurements)
+
+    def _remeasure(self, run: _Run) -> None:
+        """The re-measurement phase (``remeasure_top``); its rows join the result."""
+        rows = remeasure(
+            self.worker,
+            self.objective_function,
+            [r for r in run.rows if r["status"] == "valid"],
+            run.engine.config,
+            run.options,
+            generation=run.engine.generation,
+            seed=run.engine.seed,
+            finished=run.finished,
+            record=run.recorder.remeasured,
+        )
+        run.rows.extend(rows)
 
     def _finish(self, run: _Run, reason: str, result: SearchResult | None) -> None:
         """Closes files and the worker, saves ``results.csv`` and reports the end to the trackers."""
@@ -329,8 +393,9 @@ class Search:
         stats = run.recorder.stats
         summary = {
             "reason": reason,
-            "evaluations": sum(r["status"] not in ("baseline", "prior") for r in run.rows),
+            "evaluations": sum(r["status"] not in ("baseline", "prior", "remeasure") for r in run.rows),
             "prior_evaluations": sum(r["status"] == "prior" for r in run.rows),
+            "raced": sum(r["status"] == "race" for r in run.rows),
             "invalid": sum(r["status"] == "invalid" for r in run.rows),
             "generations": run.engine.generation,
             "best": stats.best(),
@@ -340,6 +405,7 @@ class Search:
             "run_folder": str(run.folder),
             "result_csv": str(result_csv) if result_csv is not None else None,
         }
+        summary.update(remeasured_summary(final, config.remeasure_top))
         self.tracker_report = run.recorder.search_ends(reason, summary)
 
     # ----- pieces ------------------------------------------------------------------------------
@@ -407,12 +473,16 @@ class _Run:
     #: Every row of the run so far, baselines included.
     rows: list[Row]
     started: float
+    #: The race state (``racing=True``).
+    racing: Racing | None = None
 
 
-def _result_order(row: Row) -> tuple[bool, int, Any]:
-    """Baselines first (by id), then candidates by generation and id."""
+def _result_order(row: Row) -> tuple[bool, int, bool, Any]:
+    """Baselines first (by id), then each generation's candidates by id, then the rows that
+    measure them again (racing, re-measurement; text ids)."""
     is_baseline = row["status"] == "baseline"
-    return (not is_baseline, row["generation"], str(row["id"]) if is_baseline else row["id"])
+    text = isinstance(row["id"], str)
+    return (not is_baseline, row["generation"], text, str(row["id"]) if text else row["id"])
 
 
 def _stop_if_all_failed(rows: list[Row], folder: Path) -> None:

@@ -90,7 +90,10 @@ _STATUS_TAG = {"FINISHED": "finished", "KILLED": "stopped", "FAILED": "failed"}
 _GENERATION_METRICS = (
     "hypervolume", "pareto_size", "invalid_rate", "invalid", "evaluations", "generation_evaluations", "throughput",
 )  # fmt: skip
-_SUMMARY_METRICS = ("evaluations", "invalid", "generations", "pareto_size", "hypervolume", "wall_time_s")
+_SUMMARY_METRICS = (
+    "evaluations", "invalid", "generations", "pareto_size", "hypervolume", "wall_time_s",
+    "remeasured_best_mean", "remeasured_best_ci_low", "remeasured_best_ci_high", "remeasured_best_n",
+)  # fmt: skip
 _NOT_TRANSIENT = (TypeError, ValueError, KeyError, AttributeError, NotImplementedError, AssertionError)
 
 # The process-wide MLflow HTTP settings, overridden while any tracker call runs (see _request_env).

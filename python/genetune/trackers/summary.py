@@ -37,6 +37,15 @@ def search_summary_markdown(
         f"* generations: {summary.get('generations')}",
         f"* evaluations: {summary.get('evaluations')} ({summary.get('invalid')} invalid)",
         f"* best score(s): {format_value(best)}",
+        *(
+            [
+                f"* re-measured winner: id {summary['remeasured_best_id']}, mean {format_value(summary['remeasured_best_mean'])} "
+                f"(95% CI {format_value(summary.get('remeasured_best_ci_low'))}–{format_value(summary.get('remeasured_best_ci_high'))}, "
+                f"{summary.get('remeasured_best_n')} measurements)"
+            ]
+            if summary.get("remeasured_best_mean") is not None
+            else []
+        ),
         f"* Pareto front size: {pareto if pareto is not None else 'n/a (one objective)'}",
         f"* wall time: {float(summary.get('wall_time_s') or 0.0):.1f} s",
         f"* run folder: `{summary.get('run_folder')}`",
@@ -44,8 +53,8 @@ def search_summary_markdown(
     ]
     best_rows = _best_configs(summary.get("result_csv"), directions, top_k)
     if best_rows:
-        lines += ["", "## Best configurations", "", "| id | generation | scores | params |", "|---|---|---|---|"]
-        lines += [f"| {r['id']} | {r['generation']} | {r['scores']} | `{r['params']}` |" for r in best_rows]
+        lines += ["", "## Best configurations", "", "| id | generation | scores | re-measured mean | params |", "|---|---|---|---|---|"]
+        lines += [f"| {r['id']} | {r['generation']} | {r['scores']} | {r['remeasured']} | `{r['params']}` |" for r in best_rows]
     for text, url in (links or {}).items():
         lines += ["", f"[{text}]({url})"]
     return "\n".join(lines)
@@ -68,6 +77,7 @@ def _best_configs(result_csv: Any, directions: Sequence[str], top_k: int) -> lis
                 "id": r.get("id"),
                 "generation": r.get("generation"),
                 "scores": format_value(scores),
+                "remeasured": format_value(r["remeasured_mean"]) if r.get("remeasured_mean") is not None else "",
                 "params": json.dumps(r.get("params"), sort_keys=True, default=str),
             }
         )

@@ -14,6 +14,7 @@ from typing import Any
 import cloudpickle
 
 from genetune.evaluation import evaluate, invalid_score, placement
+from genetune.exclusive import set_wait_listener
 from genetune.failures import crash_reason, timeout_reason
 from genetune.scores import Score
 
@@ -55,6 +56,9 @@ class _Child:
         )
         self.ready = threading.Event()
         self.answer: list[bytes] = []
+        #: Seconds the child waited for a measuring slot so far, and since when it waits now.
+        self.waited = 0.0
+        self.waiting_since: float | None = None
         self.reader = threading.Thread(target=self._read, name=f"genetune-child-{self.proc.pid}", daemon=True)
         self.reader.start()
 
@@ -63,7 +67,13 @@ class _Child:
         try:
             if self.proc.stdout.read(1):
                 self.ready.set()
-                self.answer.append(self.proc.stdout.read())
+                while (byte := self.proc.stdout.read(1)) in (b"W", b"G"):
+                    if byte == b"W":
+                        self.waiting_since = time.perf_counter()
+                    elif self.waiting_since is not None:
+                        self.waited += time.perf_counter() - self.waiting_since
+                        self.waiting_since = None
+                self.answer.append(byte + self.proc.stdout.read())
         finally:
             self.ready.set()
 
@@ -88,6 +98,20 @@ class _Child:
                 pipe.close()
 
 
+def _wait_for_answer(child: _Child, started: float, timeout: float | None) -> None:
+    """Waits for the answer up to ``timeout`` seconds of work: time spent waiting for a
+    measuring slot (two-phase objectives) does not count."""
+    if timeout is None:
+        child.reader.join()
+        return
+    while child.reader.is_alive():
+        since = child.waiting_since
+        used = time.perf_counter() - started - child.waited - (time.perf_counter() - since if since is not None else 0.0)
+        if since is None and used >= timeout:
+            return
+        child.reader.join(0.05 if since is not None else min(timeout - used, 0.5))
+
+
 def evaluate_in_child(
     token: str, blob: bytes, param_id: int | str, params: Any, num_objectives: int, worker: str, timeout: float | None
 ) -> Score:
@@ -107,7 +131,7 @@ def evaluate_in_child(
             child.kill()
             return failed(f"timeout: the evaluation process did not start in {CHILD_START_TIMEOUT_S:g} s", started)
         started = time.perf_counter()
-        child.reader.join(timeout)
+        _wait_for_answer(child, started, timeout)
         if child.reader.is_alive():
             child.kill()
             assert timeout is not None
@@ -132,6 +156,10 @@ def _watch_parent(parent: int) -> None:
             os._exit(70)
 
 
+def _tell(channel: int, marker: bytes) -> None:
+    os.write(channel, marker)
+
+
 def child_main() -> None:
     """The child process: reads the request on stdin, writes ``(kind, value)`` on the original
     stdout; what the objective prints goes to stderr."""
@@ -149,6 +177,7 @@ def child_main() -> None:
         os.write(channel, b"R")
     else:
         os.write(channel, b"R")  # loaded: the timeout starts now
+        set_wait_listener(lambda marker: _tell(channel, marker))
         try:
             result = ("score", evaluate(function, param_id, params, num_objectives, worker))
         except Exception as err:  # ObjectiveReturnError: the search must stop, as in process

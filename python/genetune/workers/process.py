@@ -1,6 +1,11 @@
 """Process workers: a pool of processes (`MultiProcessWorker`) or a fresh process per evaluation
 (`IsolatedWorker`). A timeout kills the process running the evaluation, so a hung C call stops
-too; a crashed process makes its candidate INVALID (``crashed: exit code N``)."""
+too; a crashed process makes its candidate INVALID (``crashed: exit code N``).
+
+A two-phase objective (``build``/``measure``) is built on every free process of the pool and
+measured one candidate at a time; the built artifact travels from the building process to the
+measuring one, so it must pickle (a path, say). ``task_timeout`` bounds the build and the
+measurement each."""
 
 from __future__ import annotations
 
@@ -8,16 +13,19 @@ import multiprocessing
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pebble import ProcessExpired, ProcessPool
 
 from genetune.evaluation import evaluate, invalid_score
 from genetune.failures import crash_reason, timeout_reason
+from genetune.objectives import BuildOutcome, MeasuredObjective
 from genetune.scores import Score
 from genetune.settings import get_settings
 from genetune.shipping import pack, unpack
@@ -67,6 +75,31 @@ def _evaluate_pickled(token: str, blob: bytes, param_id: int | str, params: Any,
     return evaluate(unpack(token, blob), param_id, params, num_objectives, worker)
 
 
+def _build_pickled(token: str, blob: bytes, param_id: int | str, params: Any, num_objectives: int, worker: str) -> BuildOutcome | Score:
+    plan = unpack(token, blob)
+    assert isinstance(plan, MeasuredObjective)
+    return plan.build_step(param_id, params, num_objectives, worker)
+
+
+def _measure_pickled(
+    token: str, blob: bytes, param_id: int | str, params: Any, built: BuildOutcome, num_objectives: int, worker: str
+) -> Score:
+    plan = unpack(token, blob)
+    assert isinstance(plan, MeasuredObjective)
+    return plan.measure_step(param_id, params, built, num_objectives, worker)
+
+
+@dataclass
+class _Phases:
+    """The two-phase schedule of one batch: builds on every free process, one measurement at a
+    time (so ``task_timeout`` bounds each phase, never the wait for the measuring slot)."""
+
+    todo: deque[tuple[int | str, Any]]
+    ready: deque[tuple[int | str, Any, BuildOutcome]] = field(default_factory=deque)
+    building: dict[Future[Any], tuple[int | str, Any, float]] = field(default_factory=dict)
+    measuring: dict[Future[Any], tuple[int | str, Any, float]] = field(default_factory=dict)
+
+
 class MultiProcessWorker(BatchWorker):
     """A pool of ``num_workers`` processes (default: one per CPU) that stays up for the whole
     search. Objectives are shipped with cloudpickle, so lambdas and closures work. ``start_method``
@@ -97,6 +130,8 @@ class MultiProcessWorker(BatchWorker):
     def evaluate(self, function: Callable[[Any], Any], candidates: Candidates, num_objectives: int, options: RunOptions) -> list[Score]:
         timeout = options.task_timeout
         pool = self._ensure_pool(int(options.num_workers or os.cpu_count() or 1))
+        if isinstance(function, MeasuredObjective) and function.two_phase:
+            return self._evaluate_two_phase(pool, function, candidates, num_objectives, options)
         token, blob = pack(function)
         pending: dict[Future[Score], tuple[int | str, Any, float]] = {}
         for param_id, params in candidates:
@@ -110,9 +145,47 @@ class MultiProcessWorker(BatchWorker):
                 scores.append(options.report(self._outcome(future, param_id, params, num_objectives, started, timeout)))
         return scores
 
+    def _evaluate_two_phase(
+        self, pool: ProcessPool, plan: MeasuredObjective, candidates: Candidates, num_objectives: int, options: RunOptions
+    ) -> list[Score]:
+        timeout = options.task_timeout
+        token, blob = pack(plan)
+        slots = self._pool_size
+        state = _Phases(deque(candidates))
+        scores: list[Score] = []
+        quiet = plan.quiet  # then builds and measurements never overlap: batches of builds, then their measurements
+        while state.todo or state.ready or state.building or state.measuring:
+            if not state.measuring and state.ready and not (quiet and state.building):
+                param_id, params, built = state.ready.popleft()
+                args = (token, blob, param_id, params, built, num_objectives, self.name)
+                state.measuring[pool.schedule(_measure_pickled, args=args, timeout=timeout)] = (param_id, params, time.perf_counter())
+            # Builds fill the other processes; at most one process' worth of built, unmeasured candidates waits.
+            while (
+                state.todo
+                and len(state.building) + len(state.measuring) < slots
+                and len(state.ready) + len(state.building) < slots
+                and not (quiet and (state.measuring or state.ready))
+            ):
+                param_id, params = state.todo.popleft()
+                build_args = (token, blob, param_id, params, num_objectives, self.name)
+                state.building[pool.schedule(_build_pickled, args=build_args, timeout=timeout)] = (param_id, params, time.perf_counter())
+            done, _ = wait([*state.building, *state.measuring], return_when=FIRST_COMPLETED)
+            for future in done:
+                if future in state.building:
+                    param_id, params, started = state.building.pop(future)
+                    outcome = self._outcome(future, param_id, params, num_objectives, started, timeout)
+                    if isinstance(outcome, BuildOutcome):
+                        state.ready.append((param_id, params, outcome))
+                        continue
+                else:
+                    param_id, params, started = state.measuring.pop(future)
+                    outcome = self._outcome(future, param_id, params, num_objectives, started, timeout)
+                scores.append(options.report(outcome))
+        return scores
+
     def _outcome(
-        self, future: Future[Score], param_id: int | str, params: Any, num_objectives: int, started: float, timeout: float | None
-    ) -> Score:
+        self, future: Future[Any], param_id: int | str, params: Any, num_objectives: int, started: float, timeout: float | None
+    ) -> Any:
         elapsed = time.perf_counter() - started
         try:
             return future.result()

@@ -18,7 +18,7 @@ from prefect.logging import get_run_logger
 from genetune.flows import genetune_search
 from genetune.jobs.gcc.flags import flags_from_params
 from genetune.jobs.gcc.objective import GccObjective
-from genetune.jobs.gcc.space import SPACE_PATH, load_space, search_config
+from genetune.jobs.gcc.space import REMEASURE_REPEATS, REMEASURE_TOP, SPACE_PATH, load_space, search_config
 from genetune.jobs.gcc.stats import SpeedupReport, measure_speedups
 from genetune.engine import Engine
 from genetune.exceptions import SearchSpaceError
@@ -95,6 +95,8 @@ def gcc_tuning(
     repeats: int = 5,
     warmup: int = 1,
     rounds: int = 10,
+    remeasure_top: int = REMEASURE_TOP,
+    remeasure_repeats: int = REMEASURE_REPEATS,
     n_workers: int | None = None,
     dask_address: str | None = None,
     cache_folder: str | None = None,
@@ -105,7 +107,10 @@ def gcc_tuning(
     warm_start: bool = True,
 ) -> dict[str, Any]:
     """Tunes gcc flags for the bundled kernels (``genetune.jobs.gcc``), normalized against -O2,
-    then re-measures the winner against -O2 and -O3 over ``rounds`` interleaved rounds.
+    builds on every worker slot and measures one candidate at a time per host (the objective is
+    two-phase), re-measures the ``remeasure_top`` best flag sets ``remeasure_repeats`` times to
+    pick the winner, then re-measures the winner against -O2 and -O3 over ``rounds`` interleaved
+    rounds.
 
     The search runs as the ``genetune-search`` flow (one Prefect task per chunk of candidates on
     Dask: ``dask_address``, or a local cluster of ``n_workers``). ``size="small"`` and low
@@ -122,7 +127,7 @@ def gcc_tuning(
         objective=OBJECTIVE,
         objective_kwargs=objective_kwargs,
         search_space=space,
-        search_config=search_config(loaded, generations, pool_size, seed),
+        search_config=search_config(loaded, generations, pool_size, seed, remeasure_top, remeasure_repeats),
         dask_address=dask_address,
         n_workers=n_workers,
         cache_folder=cache_folder,
@@ -135,7 +140,14 @@ def gcc_tuning(
     if not isinstance(best, dict):
         raise RuntimeError(f"no valid flag set was found (every candidate failed); see {summary.get('result_csv')}")
     params = dict(best["params"])
-    logger.info("Best flags found: %s (normalized time %.4f of -O2)", " ".join(flags_from_params(params)), best.get("norm_score_1"))
+    if best.get("remeasured_mean") is not None:
+        low, high = best["remeasured_ci95"]
+        logger.info(
+            "Best flags found: %s (re-measured %d times: %.4f of -O2, 95%% CI %.4f-%.4f; %.4f in the search)",
+            " ".join(flags_from_params(params)), best["remeasured_n"], best["remeasured_mean"], low, high, best.get("norm_score_1"),
+        )
+    else:
+        logger.info("Best flags found: %s (normalized time %.4f of -O2)", " ".join(flags_from_params(params)), best.get("norm_score_1"))
     report = remeasure(objective_kwargs, params, rounds, seed)
     files = report_speedups(report, Path(summary["run_folder"]), summary.get("mlflow_tracking_uri"), summary.get("mlflow_run_id"))
     markdown = Path(files["speedup_md"]).read_text()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import signal
 import statistics
 import tempfile
@@ -21,7 +22,7 @@ from genetune.jobs.gcc.flags import BASELINE_FLAGS, flags_from_params
 from genetune.jobs.toolchain import run_process
 from genetune.metrics import log_metrics
 
-__all__ = ["BASE_CFLAGS", "KERNELS", "KERNEL_DIR", "GccObjective", "Size"]
+__all__ = ["BASE_CFLAGS", "KERNELS", "KERNEL_DIR", "GccBuild", "GccObjective", "Size"]
 
 #: Where the kernels' C sources are (``<name>.c``).
 KERNEL_DIR: Path = Path(__file__).with_name("kernels")
@@ -49,6 +50,18 @@ _REFERENCES_LOCK = threading.Lock()
 class _Built:
     exe: Path
     compile_s: float
+
+
+@dataclass(frozen=True)
+class GccBuild:
+    """A candidate compiled by :meth:`GccObjective.build`: its executables in their own
+    temporary directory (removed by :meth:`GccObjective.release`). Plain paths: it pickles, so a
+    process pool may measure it in another process of the same machine."""
+
+    flags: tuple[str, ...]
+    folder: str
+    exes: dict[str, str]
+    compile_s: dict[str, float]
 
 
 def _first_error(stderr: str, scratch: Path) -> str:
@@ -110,6 +123,10 @@ class GccObjective:
     """Compiles each kernel with the candidate's flags, runs it ``warmup + repeats`` times and
     returns the sum over kernels of the median kernel-reported time (seconds; lower is better).
 
+    It is a two-phase objective: a search calls :meth:`build` (compile; on every worker slot at
+    once) and then :meth:`measure` (run and time; one measurement at a time per host), so a
+    timing is never disturbed by a neighbour's benchmark; calling it does both.
+
     A kernel whose checksum differs from its -O2 build's, that fails to compile, crashes or runs
     past a timeout makes the candidate INVALID (:class:`genetune.InvalidCandidate` with a reason
     starting ``wrong result:``, ``compile failed:``, ``crashed:`` or ``timeout:``). Each call works
@@ -157,6 +174,40 @@ class GccObjective:
 
     def __hash__(self) -> int:
         return hash(self._settings())
+
+    # ----- the two phases ------------------------------------------------------------------------
+
+    def build(self, params: Mapping[str, Any]) -> GccBuild:
+        """Compiles every kernel with the candidate's flags into a new temporary directory
+        (and, once per process, the -O2 references the checksums are checked against)."""
+        flags = flags_from_params(params)
+        self._reference_checksums()  # compiled here, not while measuring
+        if self.work_dir is not None:
+            Path(self.work_dir).mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="genetune-gcc-", dir=self.work_dir))
+        try:
+            built = self._build(flags, folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        compile_s = {kernel: b.compile_s for kernel, b in built.items()}
+        log_metrics({"compile_s": compile_s})
+        return GccBuild(tuple(flags), str(folder), {kernel: str(b.exe) for kernel, b in built.items()}, compile_s)
+
+    def measure(self, built: GccBuild) -> float:
+        """Runs each built kernel ``warmup + repeats`` times, checking every checksum; the sum
+        over kernels of the median time."""
+        expected = self._reference_checksums()
+        medians = {
+            kernel: statistics.median(self._timed_runs(kernel, Path(exe), expected[kernel], self.warmup, self.repeats))
+            for kernel, exe in built.exes.items()
+        }
+        log_metrics({"time_s": medians})
+        return math.fsum(medians.values())
+
+    def release(self, built: GccBuild) -> None:
+        """Removes the candidate's executables."""
+        shutil.rmtree(built.folder, ignore_errors=True)
 
     def __call__(self, params: Mapping[str, Any]) -> float:
         flags = flags_from_params(params)
