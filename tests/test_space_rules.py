@@ -305,6 +305,24 @@ def test_earlier_results_are_told_not_evaluated_again(tmp_path: Path, source: st
     assert result.get_best_result()["score_1"] <= first.get_best_result()["score_1"]
 
 
+@pytest.mark.parametrize("source", ["result", "folder"])
+def test_re_measurements_of_an_earlier_search_are_not_priors(tmp_path: Path, source: str) -> None:
+    earlier = gt.Search(
+        quadratic,
+        SPACE,
+        cfg(generations=3, pool_size=8, remeasure_top=2, remeasure_repeats=2),
+        worker_type="sequential",
+        cache_folder=tmp_path / "a",
+        disable_progress_bar=True,
+    )
+    first = earlier.start()
+    assert (first.get_results()["status"] == "remeasure").sum() == 4
+    warm: Any = first if source == "result" else earlier.run_folder
+    s = gt.Search(quadratic, SPACE, cfg(generations=1, pool_size=8, seed=4), worker_type="sequential", cache_folder=tmp_path / "b", disable_progress_bar=True, warm_start=warm)
+    df = s.start().get_results()
+    assert (df["status"] == "prior").sum() == 24, "each earlier candidate is one prior, its re-measurements are not"
+
+
 def test_another_space_is_used_only_when_its_parameters_map_by_name(tmp_path: Path) -> None:
     first = gt.Search(quadratic, SPACE, cfg(generations=1, pool_size=6), worker_type="sequential", cache_folder=tmp_path, disable_progress_bar=True).start()
     wider = {**SPACE, "z": ss.range(0, 3, knockout_prob=0.5)}

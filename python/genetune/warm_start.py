@@ -154,7 +154,8 @@ def _result_rows(result: SearchResult) -> list[Mapping[str, Any]]:
 def _priors(rows: list[Mapping[str, Any]], num_objectives: int, normalized: bool, source: str) -> list[PriorEvaluation]:
     out: list[PriorEvaluation] = []
     for r in rows:
-        if r.get("status") == "baseline" or r.get("id") == "baseline":
+        # Re-measurements and race rows measure a candidate that has its own row already.
+        if r.get("status") in ("baseline", "remeasure", "race") or r.get("id") == "baseline":
             continue
         scores = r.get("norm_scores") if normalized else r.get("scores")
         if normalized and scores is None:
