@@ -122,7 +122,8 @@ class SearchConfiguration(BaseModel):
         default=0,
         ge=0,
         le=10_000,
-        description="When the search ends: re-measure this many best distinct candidates (several objectives: up to this many of "
+        description="When the search ends: re-measure this many best distinct candidates (one in five, at least one, by its own "
+        "measurement, the others by their score smoothed over their nearest evaluated neighbours; several objectives: up to this many of "
         "the Pareto front), and the baseline when normalize=True, in interleaved rounds; get_best_result() then picks by the "
         "re-measured mean. 0: no re-measurement.",
     )

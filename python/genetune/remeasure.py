@@ -3,6 +3,8 @@
 rounds, in one evaluation on one placement, so the reported winner is not the luckiest
 measurement (the winner's curse).
 
+Which candidates: :func:`select` (the best by their own measurement and by their neighbourhood).
+
 The phase is one task: every item is built once (two-phase objectives), then, holding the
 placement's measuring slot, each round measures every item once in a seeded random order; a
 plain objective is simply called once per item and round. Each measurement becomes a row with
@@ -27,9 +29,10 @@ from genetune.config import ProblemType, SearchConfiguration
 from genetune.results import SearchResult, pareto_mask
 from genetune.rows import Row, told_scores
 from genetune.scores import BASELINE_CONFIG, BASELINE_ID, Score, normalize_scores
+from genetune.smoothing import smoothed
 from genetune.workers.base import BaseWorker, RunOptions
 
-__all__ = ["STATUS", "RemeasureTask", "remeasure", "remeasure_id", "remeasured_summary", "select"]
+__all__ = ["STATUS", "RemeasureTask", "own_share", "remeasure", "remeasure_id", "remeasured_summary", "select"]
 
 #: The status of a re-measurement row.
 STATUS: Final[Literal["remeasure"]] = "remeasure"
@@ -45,23 +48,51 @@ def _params_key(params: Any) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
+#: Candidates whose neighbour-smoothed score is computed (the best by their own measurement):
+#: bounds the phase's selection cost on very long searches.
+SMOOTHED_POOL: Final = 1_000
+
+
+def own_share(top: int) -> int:
+    """How many of ``remeasure_top`` are chosen by their own measurement (the rest by their
+    neighbour-smoothed score): one in five, at least one."""
+    return max(1, math.ceil(top / 5))
+
+
 def select(rows: Sequence[Row], config: SearchConfiguration) -> list[Row]:
-    """The candidates to re-measure: the ``remeasure_top`` best distinct valid candidates (one
-    objective), or up to that many of the Pareto front, spread along its first objective."""
+    """The candidates to re-measure (distinct valid ones; a repeated candidate counts by its mean).
+
+    One objective: the best :func:`own_share` of ``remeasure_top`` by their own measurement, so
+    the plain search's winner (a narrow peak included) is always re-measured, then the best of
+    the others by their score smoothed over their nearest evaluated neighbours
+    (:func:`genetune.smoothing.smoothed`): with noise as large as the gaps between the leaders, the
+    truly best candidate is rarely among the few luckiest single measurements, but usually sits
+    in a good neighbourhood. Several objectives: up to ``remeasure_top`` of the Pareto front,
+    spread along its first objective."""
     assert config.directions is not None
     top = config.remeasure_top
     signs = np.array([-1.0 if d == ProblemType.MAX else 1.0 for d in config.directions])
     valid = [r for r in rows if r["status"] == "valid" and all(math.isfinite(v) for v in told_scores(r))]
-    distinct: dict[str, Row] = {}
+    groups: dict[str, list[Row]] = {}
     for r in valid:
-        distinct.setdefault(_params_key(r["params"]), r)
-    candidates = list(distinct.values())
+        groups.setdefault(_params_key(r["params"]), []).append(r)
+    candidates = [group[0] for group in groups.values()]
     if not candidates:
         return []
-    scores = np.array([told_scores(r) for r in candidates], dtype=np.float64) * signs
     if config.num_objectives == 1:
-        order = np.argsort(scores[:, 0], kind="stable")
-        return [candidates[int(i)] for i in order[:top]]
+        means = np.array([np.mean([told_scores(r)[0] for r in group]) for group in groups.values()]) * signs[0]
+        by_own = np.argsort(means, kind="stable")
+        chosen = [int(i) for i in by_own[: own_share(top)]]
+        if len(chosen) < min(top, len(candidates)):
+            pool = [int(i) for i in by_own[: max(SMOOTHED_POOL, top)]]
+            smooth = smoothed([r["params"] for r in candidates], means, pool)
+            for j in np.lexsort((means[pool], smooth)):
+                if len(chosen) == top:
+                    break
+                if pool[int(j)] not in chosen:
+                    chosen.append(pool[int(j)])
+        return [candidates[i] for i in chosen]
+    scores = np.array([told_scores(r) for r in candidates], dtype=np.float64) * signs
     front = np.flatnonzero(pareto_mask(scores, "min"))
     front = front[np.argsort(scores[front, 0], kind="stable")]
     if len(front) > top:
