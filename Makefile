@@ -68,7 +68,7 @@ bench-space-rules: $(STAMP) ## when= vs a flat encoding, warm start vs cold, and
 
 bench-noise: $(STAMP) ## noisy measurements: regret of plain vs remeasure_top vs racing (synthetic), then the gcc job's -O2 CV, concurrent vs two-phase
 	$(PY) benches/bench_noise.py $(BENCH_ARGS)
-	$(PY) benches/bench_noise.py --gcc --seeds 3
+	$(PY) benches/bench_noise.py --gcc --seeds 4
 
 lint: ## rustfmt, clippy
 	cargo fmt --all -- --check

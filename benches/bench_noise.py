@@ -23,14 +23,14 @@ value of the reported params minus 1.0. Methods:
 - ``racing``: ``racing=True``, whose extra measurements count toward the same budget (equal total
   measurements with ``plain``).
 
-The median over seeds (0..K-1, default 20) of each method's regret, and its ratio to ``plain``'s;
+The median over seeds (0..K-1, default 100: regrets are multiples of 0.025, so the median of 20 moves in coarse steps) of each method's regret, and its ratio to ``plain``'s;
 "best evaluated" is the regret of the truly best candidate the run measured (what a perfect
 choice among its candidates would report: the search's own share of the regret).
 Target (issue 12): remeasure5's median regret <= half of plain's.
 
 Usage::
 
-    .venv/bin/python benches/bench_noise.py                 # 20 seeds, both noises (~3 min on 2 cores)
+    .venv/bin/python benches/bench_noise.py                 # 100 seeds, both noises (~3 min on 2 cores)
     .venv/bin/python benches/bench_noise.py --seeds 5 --quick
     .venv/bin/python benches/bench_noise.py --gcc --seeds 3     # the gcc job's -O2 CV, concurrent vs two-phase
 
@@ -39,7 +39,11 @@ Usage::
 binary once more (``ProbedGcc``): the coefficient of variation of those -O2 times over the search
 says how disturbed a measurement is. ``concurrent``: a plain objective (both workers compile and
 run at will); ``two-phase``: build on both workers, measure one at a time on the host;
-``two-phase quiet``: also ``quiet_measurements=True`` (no build runs during a measurement).
+``two-phase quiet``: also ``quiet_measurements=True`` (no build runs during a measurement);
+``alone``: the sequential worker (one candidate at a time, nothing else of the search runs): the
+machine's own floor. Besides the CV, the table gives the jitter (the CV from successive
+differences, which slow drift of a shared machine barely moves) and the hypervisor's CPU steal
+share while probing (Linux ``/proc/stat``).
 """
 
 from __future__ import annotations
@@ -127,6 +131,26 @@ def run(method: str, noise: str, seed: int, generations: int, pool: int, sd: flo
 _O2: dict[int, Any] = {}  # the -O2 probe build, once per worker process
 
 
+def _cpu_times() -> tuple[int, int] | None:
+    """(steal, total) jiffies of all CPUs from /proc/stat (Linux), or None: the share of time the
+    hypervisor gave this VM's CPUs to someone else."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def jitter(values: list[float]) -> float:
+    """The coefficient of variation from successive differences (von Neumann): sqrt(mean of
+    squared successive differences / 2) / mean. Slow drift of the machine (another VM on the host
+    starting or stopping) barely moves it; measurement-to-measurement disturbance does."""
+    if len(values) < 3:
+        return math.nan
+    diffs = [b - a for a, b in zip(values, values[1:])]
+    return math.sqrt(statistics.fmean(d * d for d in diffs) / 2) / statistics.fmean(values)
+
+
 class ProbedGcc:
     """The gcc job's objective, plus one -O2 measurement with every candidate (logged as metric
     ``o2_s``): the same program measured again and again under the search's own disturbance.
@@ -155,7 +179,12 @@ class ProbedGcc:
 
     def _measure(self, built: Any) -> float:
         value = self.gcc.measure(built)
+        before = _cpu_times()
         gt.log_metric("o2_s", self.gcc.measure(self._probe()))
+        after = _cpu_times()
+        gt.log_metric("o2_at", time.time())
+        if before and after and after[1] > before[1]:
+            gt.log_metric("o2_steal", (after[0] - before[0]) / (after[1] - before[1]))
         return value
 
     def __call__(self, params: dict[str, Any]) -> float:
@@ -169,42 +198,54 @@ class ProbedGcc:
         self.gcc.release(built)
 
 
+#: How the search measures; "alone" is the floor: the sequential worker, nothing else of the search runs.
+GCC_MODES = ("concurrent", "two-phase", "two-phase quiet", "alone")
+
+
 def gcc_cv(seeds: int, generations: int, pool: int, size: str) -> list[dict[str, Any]]:
     """Coefficient of variation of the -O2 probe over a search, concurrent vs two-phase."""
     from genetune.jobs.gcc import load_space, search_config
 
     space = load_space()
     rows = []
-    modes = ("concurrent", "two-phase", "two-phase quiet")
+    modes = GCC_MODES
     for seed in range(seeds):
-        for mode in modes[seed % 3 :] + modes[: seed % 3]:  # rotate which mode goes first
-            two_phase = mode != "concurrent"
+        for mode in modes[seed % len(modes) :] + modes[: seed % len(modes)]:  # rotate which mode goes first
+            two_phase = mode.startswith("two-phase")
             objective = ProbedGcc(size, two_phase)
             config = {**search_config(space, generations, pool, seed, remeasure_top=0), "quiet_measurements": mode.endswith("quiet")}
             started = time.perf_counter()
             with tempfile.TemporaryDirectory() as cache, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                worker = gt.DaskWorker(n_workers=2)
+                worker: Any = "sequential" if mode == "alone" else gt.DaskWorker(n_workers=2)
                 result = gt.Search(objective, space, config, worker_type=worker, cache_folder=cache, disable_progress_bar=True).start()
-            probes = [m["metrics"]["o2_s"] for m in result.get_results()["metadata"] if isinstance(m, dict) and "o2_s" in m.get("metrics", {})]
+            logged = [m["metrics"] for m in result.get_results()["metadata"] if isinstance(m, dict) and "o2_s" in m.get("metrics", {})]
+            logged.sort(key=lambda m: m.get("o2_at", 0.0))  # in the order they ran
+            probes = [m["o2_s"] for m in logged]
+            steal = [m["o2_steal"] for m in logged if "o2_steal" in m]
             cv = statistics.stdev(probes) / statistics.fmean(probes) if len(probes) > 1 else math.nan
             rows.append(
-                {"mode": mode, "seed": seed, "cv": cv, "probes": probes,
-                 "wall_s": time.perf_counter() - started}
+                {"mode": mode, "seed": seed, "cv": cv, "jitter": jitter(probes), "mean_s": statistics.fmean(probes) if probes else math.nan,
+                 "steal": statistics.fmean(steal) if steal else math.nan, "probes": probes, "wall_s": time.perf_counter() - started}
             )
-            print(f"gcc seed {seed} {rows[-1]['mode']}: CV {cv:.3f} over {len(probes)} -O2 runs", file=sys.stderr, flush=True)
+            print(f"gcc seed {seed} {mode}: CV {cv:.3f}, jitter {rows[-1]['jitter']:.3f}, steal {rows[-1]['steal']:.3f} over {len(probes)} -O2 runs",
+                  file=sys.stderr, flush=True)
     return rows
 
 
 def gcc_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| measuring | median CV of -O2 | CVs per seed | -O2 runs per search | wall (median) |", "|---|---:|---|---:|---:|"]
-    for mode in ("concurrent", "two-phase", "two-phase quiet"):
+    lines = [
+        "| measuring | median CV of -O2 | CVs per seed | median jitter (successive-difference CV) | mean -O2 time (median) | CPU steal while probing | -O2 runs per search | wall (median) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for mode in GCC_MODES:
         mine = [r for r in rows if r["mode"] == mode]
         if not mine:
             continue
         cvs = [r["cv"] for r in mine]
         lines.append(
-            f"| {mode} | {fmt(statistics.median(cvs))} | {', '.join(fmt(c) for c in cvs)} | "
+            f"| {mode} | {fmt(statistics.median(cvs))} | {', '.join(fmt(c) for c in cvs)} | {fmt(statistics.median(r['jitter'] for r in mine))} | "
+            f"{fmt(statistics.median(r['mean_s'] for r in mine))} s | {statistics.median(r['steal'] for r in mine):.1%} | "
             f"{statistics.median(len(r['probes']) for r in mine):.0f} | {statistics.median(r['wall_s'] for r in mine):.0f} s |"
         )
     return "\n".join(lines)
@@ -236,7 +277,7 @@ def table(rows: list[dict[str, Any]], seeds: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--generations", type=int, default=10)
     parser.add_argument("--pool", type=int, default=20)
     parser.add_argument("--sd", type=float, default=0.1)
