@@ -17,8 +17,8 @@ from numpy.typing import NDArray
 
 __all__ = ["features", "neighbour_count", "smoothed"]
 
-#: Rows of the distance matrix computed at once (memory: BLOCK x candidates).
-BLOCK = 256
+#: Distances computed at once (rows of the distance matrix times candidates): about 32 MB.
+BLOCK_CELLS = 4_000_000
 
 
 def neighbour_count(n: int) -> int:
@@ -81,10 +81,15 @@ def smoothed(
     if k <= 0:
         return np.asarray(scores, dtype=np.float64)[wanted].copy()
     x, c = features(params)
+    norms = (x**2).sum(axis=1)
     out = np.empty(len(wanted), dtype=np.float64)
-    for start in range(0, len(wanted), BLOCK):
-        rows = wanted[start : start + BLOCK]
-        d = ((x[rows, None, :] - x[None, :, :]) ** 2).sum(axis=2) + (c[rows, None, :] != c[None, :, :]).sum(axis=2)
+    block = max(1, BLOCK_CELLS // n)
+    for start in range(0, len(wanted), block):
+        rows = wanted[start : start + block]
+        # |a - b|^2 as |a|^2 + |b|^2 - 2ab, one categorical column at a time: memory block x n
+        d = np.maximum(norms[rows, None] + norms[None, :] - 2.0 * (x[rows] @ x.T), 0.0)
+        for j in range(c.shape[1]):
+            d += c[rows, j, None] != c[None, :, j]
         d[np.arange(len(rows)), rows] = np.inf
         near = np.argpartition(d, k - 1, axis=1)[:, :k]
         dn = np.take_along_axis(d, near, axis=1)
