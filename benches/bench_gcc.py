@@ -30,7 +30,7 @@ process (timings must not compete for the cores).
 
 Usage::
 
-    .venv/bin/python benches/bench_gcc.py                 # budget 60, 5 seeds, default size (~16 min on 2 cores)
+    .venv/bin/python benches/bench_gcc.py                 # budget 60, 11 seeds, default size (~55 min on 2 cores)
     .venv/bin/python benches/bench_gcc.py --quick         # smoke run: budget 24, 2 seeds, small size (~1 min)
     .venv/bin/python benches/bench_gcc.py --budget 120 --pool 12 --seeds 3 --repeats 3
     .venv/bin/python benches/bench_gcc.py --methods genetune,tpe --out benches/results/gcc.json
@@ -421,7 +421,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=int, help="evaluations per run, a multiple of --pool (default 60; --quick 24)")
     ap.add_argument("--pool", type=int, default=12, help="genetune pool_size; generations = budget / pool (default 12)")
-    ap.add_argument("--seeds", type=int, help="seeds 0..K-1 (default 5; --quick 2)")
+    ap.add_argument("--seeds", type=int, help="seeds 0..K-1 (default 11: fewer cannot separate the methods; --quick 2)")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma list of " + ",".join(METHODS))
     ap.add_argument("--size", choices=("default", "small"), help="kernel size (default: default; --quick small)")
     ap.add_argument("--repeats", type=int, default=5, help="timed runs per kernel and evaluation (default 5)")
@@ -437,7 +437,7 @@ def main() -> None:
         print_saved(args.report)
         return
     # Options given explicitly win over --quick's presets, which win over the defaults.
-    presets = {"budget": (60, 24), "seeds": (5, 2), "size": ("default", "small"), "rounds": (5, 3)}
+    presets = {"budget": (60, 24), "seeds": (11, 2), "size": ("default", "small"), "rounds": (5, 3)}
     for name, (full, quick) in presets.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
