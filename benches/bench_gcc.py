@@ -60,7 +60,9 @@ import genetune as gt  # noqa: E402
 from genetune.jobs.gcc import GccObjective, flags_from_params, load_space, measure_speedups, search_config  # noqa: E402
 from genetune.search_spaces import SearchSpace, compile_space  # noqa: E402
 
-METHODS = ("genetune", "tpe", "random")
+METHODS = ("genetune", "tpe", "random", "genetune_remeasured")
+#: The genetune rows the verdict compares with the peers.
+GENETUNE_METHODS = ("genetune", "genetune_remeasured")
 INVALID_PENALTY_S = 1000.0  # what Optuna is told for an INVALID candidate (--optuna-invalid penalty)
 
 Params = dict[str, Any]
@@ -119,10 +121,13 @@ def _finish(run: Run, candidates: list[Params]) -> Run:
 # ================================================================================================
 
 
-def run_genetune(objective: GccObjective, space: SearchSpace, seed: int, budget: int, pool: int) -> Run:
-    # The job's own (demo) configuration, without its end-of-search re-measurement: every method's
-    # winner is re-measured below alike (measure_speedups), and the budget stays equal.
-    config = search_config(space, budget // pool, pool, seed, remeasure_top=0)
+def run_genetune(objective: GccObjective, space: SearchSpace, seed: int, budget: int, pool: int, remeasured: bool = False) -> Run:
+    # "genetune": the job's own (demo) configuration without its end-of-search re-measurement, so
+    # every method's winner is its best single measurement, re-measured below alike. With
+    # ``remeasured`` ("genetune_remeasured"): the job's defaults whole, whose winner is the best of
+    # its remeasure_top candidates re-measured remeasure_repeats times (extra measurements, no
+    # extra compiles, outside the budget of evaluations).
+    config = search_config(space, budget // pool, pool, seed) if remeasured else search_config(space, budget // pool, pool, seed, remeasure_top=0)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="genetune-bench-gcc-") as cache:
         search = gt.Search(objective, space, config, worker_type="sequential", disable_progress_bar=True, cache_folder=cache)
@@ -131,7 +136,8 @@ def run_genetune(objective: GccObjective, space: SearchSpace, seed: int, budget:
     df = result.df_results
     base = df[df["status"] == "baseline"]
     rows = df[df["status"] != "baseline"]
-    run = Run("genetune", seed, baseline_s=float(base["score_1"].iloc[0]), wall_s=wall)
+    rows = rows[rows["status"] != "remeasure"]
+    run = Run("genetune_remeasured" if remeasured else "genetune", seed, baseline_s=float(base["score_1"].iloc[0]), wall_s=wall)
     run.eval_s = float(df["duration_s"].sum())
     candidates: list[Params] = []
     for _, row in rows.iterrows():
@@ -140,7 +146,13 @@ def run_genetune(objective: GccObjective, space: SearchSpace, seed: int, budget:
         run.times.append(float(row["score_1"]) if ok else None)
         if not ok:
             run.reasons.append(str(row["reason"]))
-    return _finish(run, candidates)
+    run = _finish(run, candidates)
+    if remeasured:  # the reported winner, not the best single measurement
+        best = result.get_best_result()
+        assert isinstance(best, dict)
+        at = next(i for i, p in enumerate(candidates) if p == dict(best["params"]))
+        run.best_params, run.best_at, run.best_s = candidates[at], at + 1, run.times[at]
+    return run
 
 
 class OptunaSpace:
@@ -274,7 +286,12 @@ def _mannwhitney(a: list[float], b: list[float]) -> float:
     return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
 
 
-LABELS = {"genetune": "genetune GA", "tpe": "Optuna TPE", "random": "random search"}
+LABELS = {
+    "genetune": "genetune (best single measurement)",
+    "tpe": "Optuna TPE",
+    "random": "random search",
+    "genetune_remeasured": "genetune, job defaults (re-measured top 4)",
+}
 
 
 def report(runs: list[Run], budget: int, pool: int) -> tuple[str, dict[str, Any]]:
@@ -339,16 +356,16 @@ def report(runs: list[Run], budget: int, pool: int) -> tuple[str, dict[str, Any]
         lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
 
     verdicts = []
-    if "genetune" in by:
+    for mine in (m for m in GENETUNE_METHODS if m in by):
         lines += [
             "",
-            "genetune / peer, ratio of the medians (> 1: genetune's flags are faster); Mann–Whitney U p over the seeds:",
+            f"{LABELS[mine]} / peer, ratio of the medians (> 1: genetune's flags are faster); Mann–Whitney U p over the seeds:",
             "",
             "| genetune vs | search-time ratio | re-measured ratio | re-measured p | target "
             "| met (re-measured)? | met (search-time)? |",
             "|---|---|---|---|---|---|---|",
         ]
-        g = summary["genetune"]
+        g = summary[mine]
         for peer, target in (("tpe", "median ≥ TPE's"), ("random", "median > random's")):
             if peer not in by:
                 continue
@@ -360,7 +377,7 @@ def report(runs: list[Run], budget: int, pool: int) -> tuple[str, dict[str, Any]
             met_r = ratio_r > 1 if strict else ratio_r >= 1
             met_s = ratio_s > 1 if strict else ratio_s >= 1
             verdicts.append(
-                {"peer": peer, "ratio_search": ratio_s, "ratio_remeasured": ratio_r, "p": pval}
+                {"genetune": mine, "peer": peer, "ratio_search": ratio_s, "ratio_remeasured": ratio_r, "p": pval}
                 | {"met_remeasured": met_r, "met_search": met_s}
             )
             lines.append(
@@ -391,20 +408,23 @@ def per_seed_table(runs: list[Run]) -> str:
 # ================================================================================================
 
 
-def print_saved(path: Path) -> None:
-    """The tables of a results file written by this script."""
-    data = json.loads(path.read_text())
-    env, settings = data["environment"], data["settings"]
+def print_saved(paths: list[Path]) -> None:
+    """The tables of one or more results files written by this script (runs of the same settings,
+    e.g. one method re-run later, are reported together)."""
     names = {f.name for f in fields(Run)}
-    runs = [Run(**{k: v for k, v in record.items() if k in names}) for record in data["runs"]]
-    print(f"# {path}: {env['date']}  commit {env['commit']}  cpu {env['cpu']} x{env['nproc']}  {env['gcc']}  "
-          f"total wall {env['total_wall_s']:.0f} s")
-    print(f"# budget {settings['budget']} (pool {settings['pool']} x {settings['generations']}), "
-          f"seeds 0..{settings['seeds'] - 1}, "
-          f"size {settings['size']}, repeats {settings['repeats']}, warmup {settings['warmup']}, rounds {settings['rounds']}, "
-          f"Optuna INVALID = {settings['optuna_invalid']}")
-    loads = [x[0] for x in env["loadavg_after_each_run"]]
-    print(f"# 1-minute load average at the start {env['loadavg'][0]}, after each run {min(loads)}–{max(loads)}\n")
+    runs: list[Run] = []
+    for path in paths:
+        data = json.loads(path.read_text())
+        env, settings = data["environment"], data["settings"]
+        runs += [Run(**{k: v for k, v in record.items() if k in names}) for record in data["runs"]]
+        print(f"# {path}: {env['date']}  commit {env['commit']}  cpu {env['cpu']} x{env['nproc']}  {env['gcc']}  "
+              f"total wall {env['total_wall_s']:.0f} s")
+        print(f"# budget {settings['budget']} (pool {settings['pool']} x {settings['generations']}), "
+              f"seeds 0..{settings['seeds'] - 1}, methods {settings.get('methods')}, "
+              f"size {settings['size']}, repeats {settings['repeats']}, warmup {settings['warmup']}, rounds {settings['rounds']}, "
+              f"Optuna INVALID = {settings['optuna_invalid']}")
+        loads = [x[0] for x in env["loadavg_after_each_run"]]
+        print(f"# 1-minute load average at the start {env['loadavg'][0]}, after each run {min(loads)}–{max(loads)}\n")
     print(report(runs, settings["budget"], settings["pool"])[0])
     print()
     print(per_seed_table(runs))
@@ -431,7 +451,7 @@ def main() -> None:
                     help=f"what Optuna is told for an INVALID candidate: {INVALID_PENALTY_S:g} s (default) or a FAIL state")
     ap.add_argument("--quick", action="store_true", help="smoke run: budget 24, 2 seeds, small size, 3 rounds (~1 min)")
     ap.add_argument("--out", type=Path, help="raw results (JSON); default benches/results/gcc-<timestamp>.json")
-    ap.add_argument("--report", type=Path, metavar="JSON", help="print the tables of a saved run and exit (measures nothing)")
+    ap.add_argument("--report", type=Path, nargs="+", metavar="JSON", help="print the tables of saved runs together and exit (measures nothing)")
     args = ap.parse_args()
     if args.report:
         print_saved(args.report)
@@ -473,6 +493,7 @@ def main() -> None:
 
     runners: dict[str, Callable[[int], Run]] = {
         "genetune": lambda s: run_genetune(objective, space, s, args.budget, args.pool),
+        "genetune_remeasured": lambda s: run_genetune(objective, space, s, args.budget, args.pool, remeasured=True),
         "tpe": lambda s: run_optuna("tpe", objective, space, s, args.budget, args.optuna_invalid),
         "random": lambda s: run_optuna("random", objective, space, s, args.budget, args.optuna_invalid),
     }
