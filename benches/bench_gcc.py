@@ -135,8 +135,7 @@ def run_genetune(objective: GccObjective, space: SearchSpace, seed: int, budget:
     wall = time.perf_counter() - t0
     df = result.df_results
     base = df[df["status"] == "baseline"]
-    rows = df[df["status"] != "baseline"]
-    rows = rows[rows["status"] != "remeasure"]
+    rows = df[~df["status"].isin(["baseline", "remeasure"])]
     run = Run("genetune_remeasured" if remeasured else "genetune", seed, baseline_s=float(base["score_1"].iloc[0]), wall_s=wall)
     run.eval_s = float(df["duration_s"].sum())
     candidates: list[Params] = []

@@ -22,29 +22,31 @@ from genetune.metrics import log_metric, parse_metric_lines
 from genetune.objectives import is_two_phase
 from genetune.search_spaces import Parameter, SearchSpace, space_from_spec
 
-__all__ = ["CommandObjective", "load_config", "load_objective", "load_search_space", "read_document"]
+__all__ = ["CommandObjective", "flatten_params", "load_config", "load_objective", "load_search_space", "read_document"]
 
 
 # ----- objectives --------------------------------------------------------------------------------
 
 
-def _flatten(params: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Nested params as one level: ``{"opt": {"unroll": 4}}`` gives ``opt.unroll`` and ``unroll``
-    (the leaf name alone too, unless two leaves share it)."""
+def flatten_params(params: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Nested params as one level of dotted paths: ``{"opt": {"unroll": 4, "f": [1]}}`` gives
+    ``opt.unroll`` and ``opt.f.0``."""
     out = {} if out is None else out
     if isinstance(params, Mapping):
         for key, value in params.items():
-            _flatten(value, f"{prefix}.{key}" if prefix else str(key), out)
+            flatten_params(value, f"{prefix}.{key}" if prefix else str(key), out)
     elif isinstance(params, list):
         for i, value in enumerate(params):
-            _flatten(value, f"{prefix}.{i}" if prefix else str(i), out)
+            flatten_params(value, f"{prefix}.{i}" if prefix else str(i), out)
     else:
         out[prefix] = params
     return out
 
 
 def _format_fields(params: Any) -> dict[str, Any]:
-    flat = _flatten(params)
+    """A command template's fields: every dotted path, and the leaf name alone too (``unroll``
+    for ``opt.unroll``) unless two leaves share it."""
+    flat = flatten_params(params)
     leaves: dict[str, list[Any]] = {}
     for path, value in flat.items():
         leaves.setdefault(path.rsplit(".", 1)[-1], []).append(value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,20 +26,6 @@ def neighbour_count(n: int) -> int:
     return max(8, min(64, n // 4))
 
 
-def _leaves(params: Any, path: str = "") -> dict[str, Any]:
-    if isinstance(params, Mapping):
-        out: dict[str, Any] = {}
-        for key, value in params.items():
-            out.update(_leaves(value, f"{path}/{key}"))
-        return out
-    if isinstance(params, list | tuple):
-        out = {}
-        for index, value in enumerate(params):
-            out.update(_leaves(value, f"{path}/{index}"))
-        return out
-    return {path: params}
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -47,7 +33,9 @@ def _is_number(value: Any) -> bool:
 def features(params: Sequence[Any]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Numeric leaves scaled to [0, 1] by their range over the candidates, and integer codes of
     the other leaves (an absent leaf, knocked out or inactive, is a value of its own)."""
-    leaves = [_leaves(p) for p in params]
+    from genetune.loading import flatten_params  # loading imports YAML: only when a search ends
+
+    leaves = [flatten_params(p) for p in params]
     numeric: list[NDArray[np.float64]] = []
     codes: list[NDArray[np.int64]] = []
     for path in sorted({k for leaf in leaves for k in leaf}):
