@@ -5,7 +5,7 @@ from __future__ import annotations
 from genetune import search_spaces, trackers
 from genetune._core import Candidate
 from genetune._core import __version__ as __version__
-from genetune.config import EngineKind, ProblemType, SearchConfiguration
+from genetune.config import EngineKind, ProblemType, Schedule, SearchConfiguration
 from genetune.engine import Engine
 from genetune.exceptions import (
     CheckpointMismatchError,
@@ -56,6 +56,7 @@ __all__ = [
     "MultiProcessWorker",
     "ObjectiveReturnError",
     "ProblemType",
+    "Schedule",
     "Score",
     "Search",
     "SearchConfiguration",

@@ -9,12 +9,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["EngineKind", "ProblemType", "SearchConfiguration", "as_search_configuration"]
+__all__ = ["EngineKind", "ProblemType", "Schedule", "SearchConfiguration", "as_search_configuration"]
 
 
 class ProblemType(StrEnum):
     MIN = "min"
     MAX = "max"
+
+
+class Schedule(StrEnum):
+    STEADY = "steady"
+    GENERATIONAL = "generational"
 
 
 class EngineKind(StrEnum):
@@ -87,6 +92,12 @@ class SearchConfiguration(BaseModel):
         default=None,
         description="'auto' (default): the model-assisted engine, with GA selection for one objective, NSGA-II for two, NSGA-III for more; "
         "'ga', 'nsga2', 'nsga3': the plain genetic engines. None means 'auto'.",
+    )
+    schedule: Schedule = Field(
+        default=Schedule.STEADY,
+        description="'steady' (default): whenever a worker slot frees, the next candidate is chosen from every result so far "
+        "(no generation barrier; a generation is a cohort of pool_size results). 'generational': whole generations are "
+        "evaluated, then the next is bred (the behaviour before steady-state scheduling, bit for bit).",
     )
     directions: list[ProblemType] | None = Field(default=None, description="Per-objective 'min'/'max'; defaults to problem_type for all.")
     crossover_prob: float | None = Field(
