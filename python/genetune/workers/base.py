@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from genetune.scores import BASELINE_CONFIG, BASELINE_ID, Score
 
-__all__ = ["BASELINE_ID", "BaseWorker", "BatchWorker", "Candidates", "ResultCallback", "RunOptions"]
+__all__ = ["BASELINE_ID", "BaseWorker", "BatchWorker", "Candidates", "EvaluationSlots", "ResultCallback", "RunOptions"]
 
 #: Called by a worker with each Score as soon as it is known (the search persists it at once).
 ResultCallback = Callable[[Score], None]
@@ -58,6 +58,42 @@ class RunOptions:
         if self.on_result is not None:
             self.on_result(score)
         return score
+
+
+class EvaluationSlots(ABC):
+    """Evaluations in flight on a worker, for steady-state scheduling (``schedule="steady"``):
+    the search submits one candidate whenever a slot frees and collects each Score as it ends,
+    so no evaluation waits for another. Made by :meth:`BaseWorker.open_slots`; closing it stops
+    whatever still runs (process groups included) and releases the slots.
+    """
+
+    #: How many evaluations run at once (the search keeps this many in flight).
+    capacity: int
+
+    @abstractmethod
+    def submit(self, param_id: int | str, params: Any) -> None:
+        """Starts evaluating one candidate (the caller keeps ``in_flight < capacity``)."""
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> list[Score]:
+        """The Scores of evaluations that ended since the last call: blocks until at least one
+        ends (or ``timeout`` passes: then possibly none). Raises ``ObjectiveReturnError`` for a
+        wrong return value (the search must stop)."""
+
+    @property
+    @abstractmethod
+    def in_flight(self) -> int:
+        """Submitted and not yet returned by :meth:`wait`."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stops what still runs and releases the slots (idempotent)."""
+
+    def __enter__(self) -> EvaluationSlots:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
 
 
 class BaseWorker(ABC):
