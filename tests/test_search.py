@@ -127,7 +127,10 @@ def test_every_recorded_score_is_the_objective_on_its_params(tmp_path: Path, wor
 
 @pytest.mark.slow
 def test_one_or_many_workers_give_the_identical_table(tmp_path: Path) -> None:
-    tables = [table(search(worker=w, tmp=tmp_path).start(num_workers=n)) for w, n in [("sequential", None), ("native", 1), ("native", 2), ("isolated", 2)]]
+    """The generational schedule: bit for bit whatever the number of workers."""
+    cfg = config(schedule="generational")
+    runs = [("sequential", None), ("native", 1), ("native", 2), ("isolated", 2)]
+    tables = [table(search(worker=w, tmp=tmp_path, cfg=cfg).start(num_workers=n)) for w, n in runs]
     assert all(t == tables[0] for t in tables[1:])
 
 
@@ -310,7 +313,8 @@ def test_a_run_folder_killed_before_its_first_evaluation_resumes_with_its_option
     done = subprocess.run([sys.executable, str(script), str(cache), str(events)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     (folder,) = [p for p in cache.iterdir() if not p.name.startswith(".")]
-    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.json"]  # no evaluation recorded
+    # No evaluation recorded (the steady schedule logged the engine's first ask).
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.json", "schedule.jsonl"]
     assert json.loads((folder / "checkpoint.json").read_text())["generation"] == 0
     capfd.readouterr()
 

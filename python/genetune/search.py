@@ -365,17 +365,26 @@ class Search:
                 raise RuntimeError(f"{run.folder}: the evaluation log lacks the race measurements {[r for r, _, _ in fresh][:5]}")
             rows: list[Row] = []
             if fresh:
+                of = {rid: candidate for rid, candidate, _ in fresh}
+
+                def race_row(score: Score) -> Row:
+                    row = run.baselines.row_of(score, generation)
+                    return {**row, "status": RACE_STATUS, "metadata": {**row["metadata"], "race_of": of[str(score.param_id)]}}
+
+                def on_result(score: Score) -> None:  # logged as it arrives: a stop mid-race loses none
+                    if not run.baselines.lacks(score):
+                        run.recorder.evaluated(race_row(score))
+
                 scores = self.worker.run(
                     self._shipped_objective(), [p for _, _, p in fresh], [rid for rid, _, _ in fresh],
-                    self.search_config.num_objectives, **run.options.with_on_result(None).as_kwargs(),
+                    self.search_config.num_objectives, **run.options.with_on_result(on_result).as_kwargs(),
                 )
                 if any(run.baselines.lacks(score) for score in scores):
                     self._measure_baselines(run, first=False)
-                of = {rid: candidate for rid, candidate, _ in fresh}
                 for score in scores:
-                    row = run.baselines.row_of(score, generation)
-                    row = {**row, "status": RACE_STATUS, "metadata": {**row["metadata"], "race_of": of[str(score.param_id)]}}
-                    run.recorder.evaluated(row)
+                    row = race_row(score)
+                    if not run.recorder.is_logged(row):
+                        run.recorder.evaluated(row)
                     rows.append(row)
             if not replay:
                 for row in known:

@@ -144,12 +144,16 @@ class SteadyLoop:
     def _more(self) -> bool:
         """Whether anything is left to evaluate or tell."""
         slots = self.slots
-        return bool(self.ready or self.rerun or self.deferred or (slots is not None and slots.in_flight) or self._room() > 0)
+        if self.ready or self.rerun or self.deferred or (slots is not None and slots.in_flight):
+            return True
+        engine = self.run.engine
+        # An exhausted engine proposes nothing new once what it handed out is told.
+        return self._room() > 0 and not (engine.exhausted and not engine.pending())
 
     def _room(self) -> int:
         """How many more candidates may be asked (racing's measurements share the budget)."""
         engine, racing = self.run.engine, self.run.racing
-        if engine.done or engine.exhausted:
+        if engine.done:
             return 0
         if racing is None:
             return 1 << 30
