@@ -441,6 +441,30 @@ def test_killed_worker_makes_the_candidate_invalid() -> None:
     assert sorted(s.score for s in fine) == [4.0, 9.0]
 
 
+@pytest.mark.slow
+def test_killed_worker_makes_the_candidate_invalid_in_steady_slots() -> None:
+    """The same through the slots of the steady schedule: the other slot goes on meanwhile."""
+    from genetune.workers import RunOptions
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        worker = DaskWorker(n_workers=2)
+        try:
+            with worker.open_slots(obj.flaky, 1, RunOptions()) as slots:
+                assert slots.capacity == 2
+                slots.submit(0, {"x": 5})
+                slots.submit(1, {"x": 2})
+                scores = []
+                while slots.in_flight:
+                    scores += slots.wait()
+                    if len(scores) == 1:
+                        slots.submit(2, {"x": 3})
+        finally:
+            worker.close()
+    by_id = {s.param_id: s for s in scores}
+    assert by_id[0].reason.startswith("crashed: dask worker died running it 1 time(s)"), by_id[0].reason
+    assert (by_id[1].score, by_id[2].score) == (4.0, 9.0)
+
+
 class WorkerKiller:
     """A tracker that, once ``after`` results are in, SIGKILLs (with its nanny) a Dask worker
     that started an evaluation less than 0.1 s ago (the evaluation takes 0.2 s: it cannot have

@@ -315,3 +315,19 @@ def test_constraints_when_and_warm_start_hold(tmp_path: Path) -> None:
         assert params["x"] >= -3 and params["x"] != 0
         assert ("unroll" in params) == (params["opt"]["level"] == "-O3")
     assert df["params"].map(lambda p: json.dumps(p, sort_keys=True)).is_unique
+
+
+def test_the_generational_schedule_stops_and_resumes_as_before(tmp_path: Path) -> None:
+    """A generational run's checkpoints say so (no schedule events), as those written before the
+    steady schedule existed: resume continues it generation by generation."""
+    config = cfg(schedule="generational")
+    full = search(Logged(str(tmp_path / "full.txt")), tmp_path / "a", config=config).start()
+    calls = tmp_path / "calls.txt"
+    stopped = search(Logged(str(calls), stop_at=9), tmp_path / "b", config=config)
+    with pytest.raises(KeyboardInterrupt):
+        stopped.start()
+    assert stopped.run_folder is not None
+    checkpoint = json.loads((stopped.run_folder / "checkpoint.json").read_text())
+    assert checkpoint["schedule_events"] is None and not (stopped.run_folder / "schedule.jsonl").exists()
+    resumed = gt.Search.resume(stopped.run_folder, Logged(str(calls)), disable_progress_bar=True)
+    assert table(resumed) == table(full)

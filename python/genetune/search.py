@@ -122,7 +122,7 @@ class Search:
         priors: dict[Any, Row] = {row["id"]: row for row in self.warm_start.prior_rows()}
         folder = self._new_run_folder(engine, list(priors.values()))
         self.run_folder = folder
-        return self._run(engine, folder, priors, options)
+        return self._run(engine, folder, priors, options, _first_events(engine))
 
     def _new_run_folder(self, engine: Engine, priors: list[Row]) -> Path:
         """The run folder, resumable from the moment it exists: made under a temporary name with
@@ -133,7 +133,7 @@ class Search:
         folder = parent / _run_folder_name()
         partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", suffix=".partial", dir=parent))
         try:
-            write_checkpoint(partial, self._payload(engine, []))
+            write_checkpoint(partial, self._payload(engine, [], _first_events(engine)))
             if priors:
                 log = EvaluationLog(partial)
                 for row in priors:
@@ -152,6 +152,7 @@ class Search:
             raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
         config = self.search_config.model_dump()
         config.update(
+            schedule="generational",  # drawn like a first generation
             pool_size=max(num_samples, 6),
             cull_size=None,
             num_objectives=1,
@@ -216,13 +217,15 @@ class Search:
         search.current_generation = engine.generation
         finished: dict[Any, Row] = {row["id"]: row for row in EvaluationLog(folder).rows()}
         options = RunOptions.checked(num_workers, task_timeout, worker_kwargs)
-        return search._run(engine, folder, finished, options, int(payload.get("schedule_events") or 0))
+        # A checkpoint without schedule_events was written by a generational loop (or before steady-state scheduling).
+        return search._run(engine, folder, finished, options, payload.get("schedule_events"))
 
     # ----- the loop ----------------------------------------------------------------------------
 
-    def _run(self, engine: Engine, folder: Path, finished: dict[Any, Row], options: RunOptions, schedule_events: int = 0) -> SearchResult:
-        """ask → evaluate → record → tell: steadily (every slot busy, see :mod:`genetune.steady`)
-        or generation after generation; then the summary."""
+    def _run(self, engine: Engine, folder: Path, finished: dict[Any, Row], options: RunOptions, schedule_events: int | None) -> SearchResult:
+        """ask → evaluate → record → tell: steadily (every slot busy, see :mod:`genetune.steady`;
+        ``schedule_events``: the logged asks and tells the engine holds) or, when it is None,
+        generation after generation; then the summary."""
         self._warn_unsupported(options)
         run = self._prepare(engine, folder, finished, options, schedule_events)
         reason = "error"
@@ -253,12 +256,12 @@ class Search:
             result.save(self.dump_results)
         return result
 
-    def _prepare(self, engine: Engine, folder: Path, finished: dict[Any, Row], options: RunOptions, schedule_events: int = 0) -> _Run:
+    def _prepare(self, engine: Engine, folder: Path, finished: dict[Any, Row], options: RunOptions, schedule_events: int | None) -> _Run:
         """The state of one run; on resume, what the evaluation log already holds."""
         config = engine.config
         schedule: ScheduleLog | None = None
         told: list[Row] = []
-        if config.schedule == Schedule.STEADY:
+        if schedule_events is not None:
             # On resume: the engine replays the asks and tells logged after its checkpoint.
             schedule = ScheduleLog(folder)
             told = told_rows(finished, replay_schedule(engine, schedule, schedule_events, folder), folder)
@@ -453,9 +456,9 @@ class Search:
     # ----- pieces ------------------------------------------------------------------------------
 
     def _checkpoint_payload(self, run: _Run) -> dict[str, Any]:
-        return self._payload(run.engine, run.baselines.rows(), run.schedule.count if run.schedule is not None else 0)
+        return self._payload(run.engine, run.baselines.rows(), run.schedule.count if run.schedule is not None else None)
 
-    def _payload(self, engine: Engine, baselines: list[Any], schedule_events: int = 0) -> dict[str, Any]:
+    def _payload(self, engine: Engine, baselines: list[Any], schedule_events: int | None) -> dict[str, Any]:
         """What ``checkpoint.json`` holds: the engine (RNG included), what it was made for, and
         the search's constructor options."""
         config = engine.config.model_dump(mode="json")
@@ -472,7 +475,7 @@ class Search:
             "space": spec,
             "space_hash": digest(spec),
             "engine": encode_bytes(engine.to_bytes()),
-            # Steady schedule: the events of schedule.jsonl this engine state already holds.
+            # The steady loop: the events of schedule.jsonl this engine state holds (None: generational).
             "schedule_events": schedule_events,
             "objective": objective,
             "worker": worker_reference(self.worker),
@@ -522,6 +525,11 @@ class _Run:
     #: ``schedule="steady"``: the log of asks and tells, and the loop.
     schedule: ScheduleLog | None = None
     steady: SteadyLoop | None = None
+
+
+def _first_events(engine: Engine) -> int | None:
+    """A new run's ``schedule_events``: 0 for the steady loop, None for the generational one."""
+    return 0 if engine.config.schedule == Schedule.STEADY else None
 
 
 def _generations(run: _Run) -> int:

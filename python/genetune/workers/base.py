@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import queue
 from abc import ABC, abstractmethod
@@ -142,7 +143,8 @@ class BaseWorker(ABC):
     def open_slots(self, function: Callable[[Any], Any], num_objectives: int, options: RunOptions) -> EvaluationSlots:
         """Evaluation slots for ``schedule="steady"``. The default, for a custom worker that
         implements only ``run``: one ``run`` call per candidate, each on its own thread, at most
-        ``num_workers`` at once (default: one per CPU), so ``run`` must be safe to call from
+        ``num_workers`` at once (default: one per CPU), in the context of the search's thread
+        (context variables such as a running Prefect flow's), so ``run`` must be safe to call from
         several threads at once; a worker with ``respects_num_workers = False`` gets one slot
         (its calls never overlap). Override it to keep your own pool busy, or use
         ``schedule="generational"`` to keep whole-batch ``run`` calls."""
@@ -271,7 +273,9 @@ class ThreadSlots(FutureSlots):
         self._pool = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix=name)
 
     def submit(self, param_id: int | str, params: Any) -> None:
-        self._track(self._pool.submit(self._evaluate, param_id, params))
+        # In the caller's context (a running Prefect flow, say), as the same call there would be.
+        context = contextvars.copy_context()
+        self._track(self._pool.submit(context.run, self._evaluate, param_id, params))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
