@@ -34,6 +34,19 @@ def search(objective: Any, tmp: Path, worker: Any = "sequential", config: gt.Sea
     return gt.Search(objective, kw.pop("space", obj.SPACE), config or cfg(), worker_type=worker, cache_folder=tmp, disable_progress_bar=True, **kw)
 
 
+def engine_is_steady() -> bool:
+    """Whether the engine proposes a new candidate while others of its cohort are pending (the
+    engine of issue 19's core; before it, ask waits for the whole generation to be told)."""
+    engine = gt.Engine(obj.SPACE, cfg())
+    first = engine.ask(6)
+    engine.tell([first[0].id], [[1.0]])
+    return len(engine.ask(1)) == 1
+
+
+#: End to end, a slot freed mid-generation gets a new candidate only from a steady engine.
+needs_steady_engine = pytest.mark.xfail(not engine_is_steady(), reason="the engine still breeds whole generations", run=False, strict=True)
+
+
 def events(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -46,6 +59,7 @@ def calls_of(path: Path) -> list[str]:
 
 
 @pytest.mark.slow
+@needs_steady_engine
 @pytest.mark.parametrize("worker", ["native", "isolated", "async", "dask"])
 def test_a_long_evaluation_does_not_hold_the_other_slots(tmp_path: Path, worker: str) -> None:
     """One evaluation waits until 10 others ended (pool 6): under a generation barrier at most 5
