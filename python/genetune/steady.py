@@ -124,6 +124,7 @@ class SteadyLoop:
                 self.slots = slots
                 if self._more():
                     self._announce()
+                slots.cohort = self.cohort.index
                 for candidate in self.rerun:
                     run.recorder.starts(candidate.id, self.cohort.index, candidate.params)
                     slots.submit(candidate.id, candidate.params)
@@ -172,6 +173,7 @@ class SteadyLoop:
         self.consistent = True
         if candidates and not self.cohort.announced:
             self._announce()
+        slots.cohort = self.cohort.index
         for candidate in candidates:
             self.run.recorder.starts(candidate.id, self.cohort.index, candidate.params)
             slots.submit(candidate.id, candidate.params)

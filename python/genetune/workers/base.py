@@ -83,6 +83,9 @@ class EvaluationSlots(ABC):
 
     #: How many evaluations run at once (the search keeps this many in flight).
     capacity: int
+    #: The cohort (generation) the next submitted candidates start in: the search sets it
+    #: before it submits (slots may name or group their tasks by it).
+    cohort: int | None = None
 
     @abstractmethod
     def submit(self, param_id: int | str, params: Any) -> None:
