@@ -345,3 +345,23 @@ def test_the_generational_schedule_stops_and_resumes_as_before(tmp_path: Path) -
     assert checkpoint["schedule_events"] is None and not (stopped.run_folder / "schedule.jsonl").exists()
     resumed = gt.Search.resume(stopped.run_folder, Logged(str(calls)), disable_progress_bar=True)
     assert table(resumed) == table(full)
+
+
+def test_the_schedule_log_drops_a_torn_last_line_and_refuses_damage_in_the_middle(tmp_path: Path) -> None:
+    from genetune.schedule_log import SCHEDULE_FILE, ScheduleLog
+
+    log = ScheduleLog(tmp_path)
+    log.asked(2, [0, 1])
+    log.told(0, [1.5])
+    log.close()
+    path = tmp_path / SCHEDULE_FILE
+    path.write_text(path.read_text() + '{"tell": 1, "sco')  # a kill in the middle of a line
+    again = ScheduleLog(tmp_path)
+    assert again.count == 2 and again.events() == [{"ask": 2, "ids": [0, 1]}, {"tell": 0, "scores": [1.5]}]
+    again.told(1, [float("nan")])  # appended after the cut, not glued to it
+    again.close()
+    assert len(ScheduleLog(tmp_path).events()) == 3
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], "garbage", *lines[1:]]) + "\n")
+    with pytest.raises(ValueError, match="line 2 is damaged"):
+        ScheduleLog(tmp_path)

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from genetune.exceptions import StateError
+
 __all__ = ["SCHEDULE_FILE", "ScheduleLog"]
 
 SCHEDULE_FILE = "schedule.jsonl"
@@ -46,7 +48,7 @@ class ScheduleLog:
                 complete = False
             if not complete:
                 if number < len(lines):  # damage in the middle is never a silent end of the log
-                    raise ValueError(f"{self.path}: line {number} is damaged; the schedule after it cannot be replayed")
+                    raise StateError(f"{self.path}: line {number} is damaged; the schedule after it cannot be replayed")
                 break
             kept += len(line)
             count += 1

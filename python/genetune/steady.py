@@ -271,9 +271,10 @@ class SteadyLoop:
 
     def _stop_checkpoint(self) -> None:
         """At the end or a stop: the engine with what still ran as pending, when consistent."""
-        if not self.consistent:
-            return
-        self.log.sync()
-        self.run.recorder.sync()
-        self.run.recorder.checkpoint(self.search._checkpoint_payload(self.run))
-        self.log.close()
+        try:
+            if self.consistent:
+                self.log.sync()
+                self.run.recorder.sync()
+                self.run.recorder.checkpoint(self.search._checkpoint_payload(self.run))
+        finally:
+            self.log.close()
