@@ -66,9 +66,14 @@ class Search:
     recorded) and the search goes on. A return value of the wrong type or count stops the search
     with an error naming the candidate.
 
+    ``search_config.schedule``: ``"steady"`` (default) keeps every worker slot busy, telling the
+    engine each result as it arrives (:mod:`genetune.steady`); ``"generational"`` evaluates whole
+    generations, identical for 1 and N workers.
+
     Every search writes a run folder under ``cache_folder``: an atomic checkpoint after every
-    generation and every finished evaluation as it arrives, so :meth:`resume` continues a killed
-    search to exactly the table an uninterrupted run gives.
+    generation (cohort of ``pool_size`` results) and at a stop, every finished evaluation as it
+    arrives and (steady) the order of the engine's asks and tells, so :meth:`resume` continues a
+    killed search to exactly the table an uninterrupted run (with one worker, when steady) gives.
 
     ``constraints`` and ``warm_start`` are as on :class:`~genetune.Engine`; prior evaluations of
     a warm start are kept in the result (status ``"prior"``, generation -1), never re-evaluated.
