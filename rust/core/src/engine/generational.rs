@@ -12,7 +12,7 @@ impl Engine {
 
     /// Hands out up to `n` (all, if `None`) not-yet-asked candidates of the current generation,
     /// as a range of batch positions; empty once all are out or the search is done.
-    pub fn ask(&mut self, n: Option<usize>) -> Range<usize> {
+    pub(super) fn ask_generational(&mut self, n: Option<usize>) -> Range<usize> {
         let start = self.state.n_asked;
         let end = match n {
             Some(k) => (start + k).min(self.state.batch.len()),
@@ -23,7 +23,7 @@ impl Engine {
     }
 
     /// Batch positions not yet asked that an outside constraint has not accepted yet.
-    pub fn unscreened(&self) -> Vec<usize> {
+    pub(super) fn unscreened_generational(&self) -> Vec<usize> {
         (self.state.n_asked..self.state.batch.len())
             .filter(|&p| !self.state.screened.get(p).copied().unwrap_or(false))
             .collect()
@@ -34,7 +34,11 @@ impl Engine {
     /// fresh random one, which the constraint has yet to see, or dropped when none is left. Rejected
     /// candidates stay in the dedup set, so they are never proposed again. Returns how many were
     /// dropped.
-    pub fn screen(&mut self, accepted: &[usize], rejected: &[usize]) -> Result<usize> {
+    pub(super) fn screen_generational(
+        &mut self,
+        accepted: &[usize],
+        rejected: &[usize],
+    ) -> Result<usize> {
         let len = self.state.batch.len();
         for &p in accepted.iter().chain(rejected) {
             if p < self.state.n_asked || p >= len {
@@ -113,17 +117,16 @@ impl Engine {
     }
 
     /// Batch positions asked but not yet told.
-    pub fn pending(&self) -> Vec<usize> {
+    pub(super) fn pending_generational(&self) -> Vec<usize> {
         (0..self.state.n_asked)
             .filter(|&i| !self.state.told[i])
             .collect()
     }
 
-    /// The id and genome of batch position `i`.
     /// Records scores (row-major `(ids.len(), m)`; NaN or ±inf = INVALID) for asked candidates of
     /// the current generation. Once all of them are told, the next generation is bred.
     /// Validates the whole call before changing anything.
-    pub fn tell(&mut self, ids: &[u64], scores: &[f64]) -> Result<()> {
+    pub(super) fn tell_generational(&mut self, ids: &[u64], scores: &[f64]) -> Result<()> {
         let m = self.num_objectives();
         if scores.len() != ids.len() * m {
             return Err(Error::InvalidTell(format!(
@@ -250,18 +253,19 @@ impl Engine {
         }
     }
 
-    pub(super) fn fill_initial(&mut self) {
+    /// The first candidates: `size` of them, space-filling for the model-assisted engine,
+    /// uniform draws for the plain ones (warm-start candidates already in the batch count).
+    pub(super) fn fill_initial(&mut self, size: usize) {
         if self.state.config.surrogate {
-            return self.fill_space_filling();
+            return self.fill_space_filling(size);
         }
         let n = self.num_params();
         let (mut x, mut on) = (vec![0.0; n], vec![true; n]);
-        while self.state.batch.len() < self.state.config.pool_size {
+        while self.state.batch.len() < size {
             if !self.fresh_random(&mut x, &mut on) {
                 break;
             }
             self.push_candidate(&x, &on);
         }
-        self.finish_batch();
     }
 }

@@ -12,9 +12,10 @@ mod model;
 mod pop;
 mod screening;
 mod state;
+mod steady;
 mod warm_start;
 
-use crate::config::{Algorithm, Direction, EngineConfig};
+use crate::config::{Algorithm, Direction, EngineConfig, Schedule};
 use crate::error::{Error, Result};
 use crate::operators::Gene;
 use crate::refdirs::reference_directions;
@@ -77,6 +78,19 @@ struct State {
     exhausted: bool,
     done: bool,
     nsga3: Nsga3Memory,
+    /// Steady schedule: candidates asked and not yet told, in ask order (ids increasing). The
+    /// batch holds the initial design and warm-start candidates still to hand out.
+    pending: Pop,
+    /// Steady: candidates chosen but not handed out yet (an outside constraint judges them
+    /// first); their ids are given when they are asked.
+    proposed: Pop,
+    proposed_screened: Vec<bool>,
+    /// Steady: candidates handed out so far (the budget is `generations * pool_size`).
+    asked_total: u64,
+    /// Steady: the model in use was fitted to the first `model_rows` archive rows with an RNG
+    /// seeded by `model_seed` (0 rows: none yet), so a restored engine refits the same model.
+    model_rows: usize,
+    model_seed: u64,
 }
 
 /// A seeded ask/tell genetic search over a compiled [`Space`].
@@ -94,6 +108,8 @@ pub struct Engine {
     live: Vec<usize>,
     /// The previous population's allocation, reused for the next one (no 10⁶-gene reallocations).
     spare: Pop,
+    /// Steady: the surrogate in use (rebuilt from `model_rows`/`model_seed` after a restore).
+    model: Option<model::Model>,
 }
 
 impl Engine {
@@ -164,6 +180,12 @@ impl Engine {
             exhausted: false,
             done: false,
             nsga3: Nsga3Memory::default(),
+            pending: Pop::default(),
+            proposed: Pop::default(),
+            proposed_screened: Vec::new(),
+            asked_total: 0,
+            model_rows: 0,
+            model_seed: 0,
         };
         let mut engine = Engine::assemble(state, space);
         engine.tell_priors(&priors, &setup.prior_scores);
@@ -172,10 +194,13 @@ impl Engine {
                 engine.push_candidate(x, on);
             }
         }
-        if engine.state.population.len() > 0 {
+        if engine.state.config.schedule == Schedule::Steady {
+            engine.start_steady();
+        } else if engine.state.population.len() > 0 {
             engine.breed();
         } else {
-            engine.fill_initial();
+            engine.fill_initial(engine.state.config.pool_size);
+            engine.finish_batch();
         }
         let s = &engine.state;
         if !engine.space.constraints.is_empty()
@@ -224,6 +249,7 @@ impl Engine {
             act: Vec::new(),
             live: Vec::new(),
             spare: Pop::default(),
+            model: None,
         }
     }
 
@@ -244,7 +270,8 @@ impl Engine {
     pub fn seed(&self) -> u64 {
         self.state.seed
     }
-    /// Index of the generation being evaluated (the number of finished ones once done).
+    /// Generational: the index of the generation being evaluated (the number of finished ones
+    /// once done). Steady: the cohort counter, results told // pool_size.
     pub fn generation(&self) -> u32 {
         self.state.generation
     }
@@ -265,20 +292,114 @@ impl Engine {
     pub fn num_objectives(&self) -> usize {
         self.state.config.num_objectives()
     }
-    /// Size of the current generation.
-    pub fn batch_len(&self) -> usize {
-        self.state.batch.len()
+    /// Whether candidates are chosen at every ask (steady) or a generation at a time.
+    pub fn steady(&self) -> bool {
+        self.state.config.schedule == Schedule::Steady
     }
-    /// Candidates of the current generation handed out so far.
+    /// Generational: the size of the current generation. Steady: the candidates pending or
+    /// proposed.
+    pub fn batch_len(&self) -> usize {
+        if self.steady() {
+            self.state.pending.len() + self.state.proposed.len()
+        } else {
+            self.state.batch.len()
+        }
+    }
+    /// Generational: candidates of the current generation handed out so far. Steady: the
+    /// candidates pending.
     pub fn asked(&self) -> usize {
-        self.state.n_asked
+        if self.steady() {
+            self.state.pending.len()
+        } else {
+            self.state.n_asked
+        }
     }
 
+    // ----- ask and tell ----------------------------------------------------------------------
+    //
+    // Candidates are addressed by positions in a view: the current generation's batch
+    // (generational), or the pending candidates followed by the proposed ones (steady). A
+    // position is valid until the next call that changes the engine.
+
+    /// Hands out up to `n` new candidates as a range of view positions. Generational: the
+    /// not-yet-asked rest of the current generation (all of it for `None`); empty until the
+    /// generation is all told. Steady: `n` candidates chosen with every result told so far
+    /// (`None`: `pool_size` minus the pending ones), fewer only at the end of the budget or of
+    /// the space.
+    pub fn ask(&mut self, n: Option<usize>) -> Range<usize> {
+        if self.steady() {
+            self.ask_steady(n)
+        } else {
+            self.ask_generational(n)
+        }
+    }
+
+    /// Steady: chooses up to `n` candidates (within the budget) to be judged by an outside
+    /// constraint before [`Engine::ask`] hands them out. Generational: nothing to do (the
+    /// generation is already chosen).
+    pub fn propose(&mut self, n: usize) {
+        if self.steady() {
+            self.propose_steady(n);
+        }
+    }
+
+    /// Positions of not-yet-asked candidates that an outside constraint has not accepted yet.
+    pub fn unscreened(&self) -> Vec<usize> {
+        if self.steady() {
+            self.unscreened_steady()
+        } else {
+            self.unscreened_generational()
+        }
+    }
+
+    /// The verdict of an outside constraint on not-yet-asked positions: `accepted` ones are
+    /// kept; each `rejected` one is replaced (generational: by a repair or a fresh random draw;
+    /// steady: by the model's next choice, like any other candidate), which the constraint has
+    /// yet to see, or dropped when none is left. Rejected candidates stay in the dedup set, so
+    /// they are never proposed again. Returns how many were dropped.
+    pub fn screen(&mut self, accepted: &[usize], rejected: &[usize]) -> Result<usize> {
+        if self.steady() {
+            self.screen_steady(accepted, rejected)
+        } else {
+            self.screen_generational(accepted, rejected)
+        }
+    }
+
+    /// Positions of the candidates asked but not yet told.
+    pub fn pending(&self) -> Vec<usize> {
+        if self.steady() {
+            (0..self.state.pending.len()).collect()
+        } else {
+            self.pending_generational()
+        }
+    }
+
+    /// Records scores (row-major `(ids.len(), m)`; NaN or ±inf = INVALID) for pending
+    /// candidates, validating the whole call before changing anything. Generational: once a
+    /// generation is all told, the next is bred. Steady: the population and the model's data
+    /// take the results at once.
+    pub fn tell(&mut self, ids: &[u64], scores: &[f64]) -> Result<()> {
+        if self.steady() {
+            self.tell_steady(ids, scores)
+        } else {
+            self.tell_generational(ids, scores)
+        }
+    }
+
+    /// The id and genome of view position `i` (see [`Engine::ask`]).
     pub fn candidate(&self, i: usize) -> (u64, &[f64], &[bool]) {
         let n = self.num_params();
-        let b = &self.state.batch;
+        let (b, i, id) = if !self.steady() {
+            (&self.state.batch, i, None)
+        } else if i < self.state.pending.len() {
+            (&self.state.pending, i, None)
+        } else {
+            // Proposed candidates get their ids when asked, in order.
+            let j = i - self.state.pending.len();
+            (&self.state.proposed, j, Some(self.state.next_id + j as u64))
+        };
         (
-            b.ids[i],
+            id.unwrap_or_else(|| b.ids[i]),
             &b.x[i * n..(i + 1) * n],
             &b.on[i * n..(i + 1) * n],
         )

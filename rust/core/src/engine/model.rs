@@ -1,11 +1,12 @@
 //! The surrogate's view of the archive: features, rank targets, fit and prediction.
 
 use super::screening::Offspring;
-use super::Engine;
+use super::{Engine, EngineRng};
 use crate::sorting::non_dominated_ranks;
 use crate::space::GeneKind;
 use crate::surrogate::{unit_ranks, Additive, FeatureKind, FeatureSpec, Forest, ForestParams};
 use rand::seq::index::sample;
+use rand::SeedableRng;
 
 /// than every valid candidate, so the model learns where not to go.
 pub(super) const INVALID_RANK: f64 = 1.25;
@@ -86,14 +87,22 @@ impl Engine {
     }
 
     /// Fits the model to (a bounded sample of) the archive and predicts every offspring with
-    /// every tree: a `(trees, offspring)` row-major matrix. The model is main effects plus a
-    /// forest over their residuals.
+    /// every tree: a `(trees, offspring)` row-major matrix.
     pub(super) fn predict_offspring(&mut self, offspring: &Offspring) -> Vec<f64> {
-        let n = self.num_params();
-        let count = offspring.keys.len();
         let size = self.state.archive.len();
+        let mut rng = std::mem::replace(&mut self.state.rng, EngineRng::seed_from_u64(0));
+        let model = self.fit_model(size, &mut rng);
+        self.state.rng = rng;
+        let cand = self.features(&offspring.x, &offspring.on);
+        model.predict_each(&cand)
+    }
+
+    /// Fits the model to (a bounded sample of) the first `size` archive rows, drawing from
+    /// `rng`: the same rows and RNG state give the same model.
+    pub(super) fn fit_model(&self, size: usize, rng: &mut EngineRng) -> Model {
+        let n = self.num_params();
         let rows: Vec<usize> = if size > MAX_TRAINING_ROWS {
-            let mut r = sample(&mut self.state.rng, size, MAX_TRAINING_ROWS).into_vec();
+            let mut r = sample(rng, size, MAX_TRAINING_ROWS).into_vec();
             r.sort_unstable();
             r
         } else {
@@ -109,7 +118,6 @@ impl Engine {
                 &archive.on[r * n..(r + 1) * n],
             ));
         }
-        let cand = self.features(&offspring.x, &offspring.on);
         let y = self.model_targets(&rows);
         let additive = Additive::fit(&train, &y, &specs);
         let residual: Vec<f64> = y
@@ -117,20 +125,43 @@ impl Engine {
             .enumerate()
             .map(|(r, v)| v - additive.predict(&train[r * n..(r + 1) * n]))
             .collect();
-        let forest = Forest::fit(
-            &train,
-            &residual,
-            &kinds,
-            &ForestParams::default(),
-            &mut self.state.rng,
-        );
+        let forest = Forest::fit(&train, &residual, &kinds, &ForestParams::default(), rng);
+        let any_valid = archive.valid[..size].iter().any(|&v| v);
+        Model {
+            additive,
+            forest,
+            n,
+            best: if any_valid { 0.0 } else { INVALID_RANK },
+        }
+    }
+}
+
+/// The surrogate: main effects plus a forest over their residuals, on the unit rank scale.
+pub(super) struct Model {
+    additive: Additive,
+    forest: Forest,
+    n: usize,
+    /// The best target it was fitted to: 0 with a valid candidate, INVALID_RANK without.
+    pub(super) best: f64,
+}
+
+impl Model {
+    /// Every tree's prediction (main effects included) for feature rows `cand`: `(trees, rows)`
+    /// row-major.
+    pub(super) fn predict_each(&self, cand: &[f64]) -> Vec<f64> {
+        let n = self.n;
+        let count = cand.len() / n.max(1);
         let base: Vec<f64> = (0..count)
-            .map(|c| additive.predict(&cand[c * n..(c + 1) * n]))
+            .map(|c| self.additive.predict(&cand[c * n..(c + 1) * n]))
             .collect();
-        let mut each = forest.predict_each(&cand);
+        let mut each = self.forest.predict_each(cand);
         for (k, v) in each.iter_mut().enumerate() {
             *v += base[k % count];
         }
         each
+    }
+
+    pub(super) fn num_trees(&self) -> usize {
+        self.forest.num_trees()
     }
 }

@@ -43,8 +43,8 @@ impl Engine {
     /// Generation 0 of the model-assisted engine: a Latin hypercube over the genes (each gene's
     /// range cut into `pool_size` strata, one draw per stratum) and stratified presence flags,
     /// so the first model sees the whole space evenly.
-    pub(super) fn fill_space_filling(&mut self) {
-        let (n, pool) = (self.num_params(), self.state.config.pool_size);
+    pub(super) fn fill_space_filling(&mut self, pool: usize) {
+        let n = self.num_params();
         let share = self.state.config.init_seed_share;
         let rng = &mut self.state.rng;
         let strata = |rng: &mut EngineRng| {
@@ -76,7 +76,6 @@ impl Engine {
             }
             self.push_candidate(&x, &on);
         }
-        self.finish_batch();
     }
 
     /// Breeds many more offspring than `pool_size` and evaluates the ones the surrogate expects

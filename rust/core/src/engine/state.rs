@@ -6,8 +6,9 @@ use crate::error::{Error, Result};
 use crate::operators::Gene;
 use crate::space::{GeneKind, Space};
 
-/// Version 3 added constraints, prior evaluations and the constraint-rejection counters.
-pub(super) const STATE_MAGIC: &[u8; 8] = b"GTENG\x00\x00\x03";
+/// Version 3 added constraints, prior evaluations and the constraint-rejection counters; 4 the
+/// steady schedule's state.
+pub(super) const STATE_MAGIC: &[u8; 8] = b"GTENG\x00\x00\x04";
 
 impl Engine {
     /// Serializes the whole engine, RNG included.
@@ -40,6 +41,10 @@ impl Engine {
             || state.told.len() != state.batch.len()
             || state.screened.len() > state.batch.len()
             || state.n_asked > state.batch.len()
+            || !consistent(&state.pending)
+            || !consistent(&state.proposed)
+            || state.proposed_screened.len() != state.proposed.len()
+            || state.model_rows > state.archive.len()
         {
             return Err(Error::InvalidState(
                 "corrupt engine state: inconsistent arrays".into(),
@@ -47,7 +52,13 @@ impl Engine {
         }
         // A damaged gene would index past a choice's values later; refuse it here instead.
         let genes: Vec<Gene> = space.params.iter().map(Gene::from_param).collect();
-        for pop in [&state.population, &state.batch, &state.archive] {
+        for pop in [
+            &state.population,
+            &state.batch,
+            &state.archive,
+            &state.pending,
+            &state.proposed,
+        ] {
             for (k, &v) in pop.x.iter().enumerate() {
                 let g = &genes[k % n];
                 let discrete = !matches!(g.kind, GeneKind::Real { .. });

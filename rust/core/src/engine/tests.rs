@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 fn config(algorithm: Algorithm, m: usize, pool: usize, gens: u32) -> EngineConfig {
     EngineConfig {
+        schedule: crate::config::Schedule::Generational,
         generations: gens,
         pool_size: pool,
         cull_size: (pool * 3 / 4).max(2),
