@@ -29,7 +29,7 @@ from genetune.objectives import BuildOutcome, MeasuredObjective
 from genetune.scores import Score
 from genetune.settings import get_settings
 from genetune.shipping import pack, unpack
-from genetune.workers.base import BatchWorker, Candidates, RunOptions
+from genetune.workers.base import BatchWorker, Candidates, EvaluationSlots, RunOptions
 
 __all__ = ["UNGUARDED_MAIN_HINT", "IsoMultiProcessWorker", "IsolatedWorker", "MultiProcessWorker", "refuse_in_worker_bootstrap"]
 
@@ -183,6 +183,12 @@ class MultiProcessWorker(BatchWorker):
                 scores.append(options.report(outcome))
         return scores
 
+    def open_slots(self, function: Callable[[Any], Any], num_objectives: int, options: RunOptions) -> EvaluationSlots:
+        """One slot per process of the pool; a two-phase objective's builds fill the free
+        processes and its measurements run one at a time, as in :meth:`evaluate`."""
+        pool = self._ensure_pool(int(options.num_workers or os.cpu_count() or 1))
+        return _PoolSlots(self, pool, function, num_objectives, options.task_timeout)
+
     def _outcome(
         self, future: Future[Any], param_id: int | str, params: Any, num_objectives: int, started: float, timeout: float | None
     ) -> Any:
@@ -206,6 +212,86 @@ class MultiProcessWorker(BatchWorker):
             self._pool.stop()  # type: ignore[no-untyped-call]
             self._pool.join()
             self._pool = None
+
+
+class _PoolSlots(EvaluationSlots):
+    """The pool's processes as evaluation slots (``schedule="steady"``)."""
+
+    def __init__(
+        self, worker: MultiProcessWorker, pool: ProcessPool, function: Callable[[Any], Any], num_objectives: int, timeout: float | None
+    ) -> None:
+        self.capacity = worker._pool_size
+        self._worker = worker
+        self._pool = pool
+        self._num_objectives = num_objectives
+        self._timeout = timeout
+        self._token, self._blob = pack(function)
+        self._two_phase = isinstance(function, MeasuredObjective) and function.two_phase
+        self._quiet = isinstance(function, MeasuredObjective) and function.quiet
+        # Plain evaluations run in ``building`` (one phase); two-phase ones move on to ``measuring``.
+        self._state = _Phases(deque())
+
+    def submit(self, param_id: int | str, params: Any) -> None:
+        if not self._two_phase:
+            args = (self._token, self._blob, param_id, params, self._num_objectives, self._worker.name)
+            future = self._pool.schedule(_evaluate_pickled, args=args, timeout=self._timeout)
+            self._state.building[future] = (param_id, params, time.perf_counter())
+            return
+        self._state.todo.append((param_id, params))
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Starts a measurement when none runs, and builds on the other processes (the rules of
+        ``MultiProcessWorker._evaluate_two_phase``)."""
+        state, quiet, name = self._state, self._quiet, self._worker.name
+        if not state.measuring and state.ready and not (quiet and state.building):
+            param_id, params, built = state.ready.popleft()
+            args = (self._token, self._blob, param_id, params, built, self._num_objectives, name)
+            state.measuring[self._pool.schedule(_measure_pickled, args=args, timeout=self._timeout)] = (param_id, params, time.perf_counter())
+        while (
+            state.todo
+            and len(state.building) + len(state.measuring) < self.capacity
+            and len(state.ready) + len(state.building) < self.capacity
+            and not (quiet and (state.measuring or state.ready))
+        ):
+            param_id, params = state.todo.popleft()
+            build_args = (self._token, self._blob, param_id, params, self._num_objectives, name)
+            state.building[self._pool.schedule(_build_pickled, args=build_args, timeout=self._timeout)] = (param_id, params, time.perf_counter())
+
+    def wait(self, timeout: float | None = None) -> list[Score]:
+        state = self._state
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        while state.building or state.measuring:
+            left = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            done, _ = wait([*state.building, *state.measuring], timeout=left, return_when=FIRST_COMPLETED)
+            scores: list[Score] = []
+            for future in done:
+                phase = state.building if future in state.building else state.measuring
+                param_id, params, started = phase.pop(future)
+                outcome = self._worker._outcome(future, param_id, params, self._num_objectives, started, self._timeout)
+                if isinstance(outcome, BuildOutcome):
+                    state.ready.append((param_id, params, outcome))
+                else:
+                    scores.append(outcome)
+            if self._two_phase:
+                self._schedule()
+            if scores or (deadline is not None and time.perf_counter() >= deadline):
+                return scores
+        return []
+
+    @property
+    def in_flight(self) -> int:
+        state = self._state
+        return len(state.todo) + len(state.ready) + len(state.building) + len(state.measuring)
+
+    def close(self) -> None:
+        state = self._state
+        for future in [*state.building, *state.measuring]:
+            future.cancel()
+        state.todo.clear()
+        state.ready.clear()
+        state.building.clear()
+        state.measuring.clear()
 
 
 class IsolatedWorker(MultiProcessWorker):
