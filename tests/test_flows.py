@@ -164,6 +164,31 @@ def test_worker_outside_a_flow_is_refused() -> None:
         PrefectDaskWorker().run(fobj.quadratic, [{"x": 1}], [0], 1)
 
 
+def test_environment_fingerprint_reads_folder_names_and_matches_the_metadata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast fingerprint (folder names) lists exactly what importlib.metadata reads from
+    every distribution's metadata, and changes when a distribution is installed."""
+    import importlib.metadata
+    import re
+
+    from genetune.manifest import environment_fingerprint, installed_distributions
+
+    reference = {
+        (re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(), d.version) for d in importlib.metadata.distributions() if d.metadata["Name"]
+    }
+    assert installed_distributions() == reference
+    environment_fingerprint.cache_clear()
+    before = environment_fingerprint()
+    assert before["packages"] == len(reference)
+    (tmp_path / "Fake_Pkg-1.2.3.dist-info").mkdir()
+    (tmp_path / "old.egg-0.9-py3.11.egg-info").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert {("fake-pkg", "1.2.3"), ("old-egg", "0.9")} <= installed_distributions()
+    environment_fingerprint.cache_clear()
+    after = environment_fingerprint()
+    environment_fingerprint.cache_clear()
+    assert after["packages"] == before["packages"] + 2 and after["fingerprint"] != before["fingerprint"]
+
+
 # ----- the flow on Dask ---------------------------------------------------------------------------
 
 
