@@ -397,6 +397,93 @@ def test_a_failed_chunk_makes_its_candidates_invalid(prefect_api: None, gpu_clus
         assert by_id[i].failed and by_id[i].reason.startswith("exception: chunk failed:"), by_id[i].reason
 
 
+def task_run_names(flow_run_id: Any, expected: int, timeout: float = 30.0) -> list[str]:
+    """The names of the flow run's task runs (recorded from events: polled until ``expected``)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deadline = time.monotonic() + timeout
+    names: list[str] = []
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        names = [r.name for r in runs]
+        if len(names) >= expected:
+            break
+        time.sleep(0.5)
+    return names
+
+
+@pytest.mark.slow
+def test_open_slots_keeps_the_gpus_busy_one_task_run_per_candidate(prefect_api: None, gpu_cluster: LocalCluster) -> None:
+    """``open_slots`` on the flow's DaskTaskRunner: one task run per candidate named by cohort,
+    never more in flight than the GPUs allow (one per worker: no overlap on a worker), a new
+    candidate as soon as a slot frees; timeouts, unloadable params, wrong returns and close."""
+    from prefect import flow
+    from prefect_dask import DaskTaskRunner
+
+    from genetune.exceptions import ObjectiveReturnError
+    from genetune.workers.base import RunOptions
+
+    rng = __import__("random").Random(5)
+    candidates = [
+        (i, {"x": rng.randint(-5, 5), "y": 0.05 * rng.randint(0, 20), "opt": {"level": rng.choice(["-O1", "-O2", "-O3"])}}) for i in range(10)
+    ]
+
+    @flow
+    def steady(address: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        with DaskTaskRunner(address=address) as runner:
+            assert PrefectDaskWorker(task_runner=runner).open_slots(fobj.quadratic, 1, RunOptions()).capacity == 4  # threads
+            worker = PrefectDaskWorker(task_runner=runner, resources={"GPU": 1})
+            with worker.open_slots(fobj.timed_quadratic, 1, RunOptions()) as slots:
+                out["capacity"] = slots.capacity
+                queue, scores, most = list(candidates), [], 0
+                while queue or slots.in_flight:
+                    while queue and slots.in_flight < slots.capacity:
+                        param_id, params = queue.pop(0)
+                        slots.cohort = param_id // 4
+                        slots.submit(param_id, params)
+                    most = max(most, slots.in_flight)
+                    scores += slots.wait(30)
+                out["scores"], out["most"] = scores, most
+            with worker.open_slots(fobj.fails_or_hangs, 1, RunOptions(task_timeout=1.0)) as slots:
+                for param_id, x in [(0, -1), (1, 4), (2, 1)]:
+                    slots.submit(param_id, {"x": x, "y": 0.3, "opt": {"level": "-O2"}})
+                ended: list[gt.Score] = []
+                while slots.in_flight:
+                    ended += slots.wait(30)
+                slots.submit(3, fobj.Unloadable())
+                ended += slots.wait(30)
+                out["failures"] = ended
+                slots.submit(4, {"x": 4, "y": 0.3, "opt": {"level": "-O2"}})  # hangs: closed while running
+            assert slots.in_flight == 0
+            with worker.open_slots(fobj.wrong_return, 1, RunOptions()) as slots:
+                slots.submit(0, {"x": 1})
+                with pytest.raises(ObjectiveReturnError, match="oops"):
+                    while True:
+                        slots.wait(30)
+        return out
+
+    state = steady(gpu_cluster.scheduler_address, return_state=True)
+    assert state.is_completed(), state.message
+    out = state.result()
+    assert out["capacity"] == 2 and out["most"] == 2  # one fake GPU on each of the 2 workers
+    scores: list[gt.Score] = out["scores"]
+    assert sorted(s.param_id for s in scores) == list(range(10))
+    for score in scores:
+        assert score.score == fobj.quadratic(dict(candidates)[score.param_id])
+        assert score.metadata["cohort"] == score.param_id // 4 and score.metadata["dask_worker"].startswith("tcp://127.0.0.1")
+    for worker_address in {s.metadata["dask_worker"] for s in scores}:
+        spans = sorted((s.metadata["metrics"]["t_start"], s.metadata["metrics"]["t_end"]) for s in scores if s.metadata["dask_worker"] == worker_address)
+        assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), spans  # GPU=1: one at a time
+    by_id = {s.param_id: s for s in out["failures"]}
+    assert "negative x" in by_id[0].reason and by_id[1].reason.startswith("timeout: killed after 1 s")
+    assert not by_id[2].failed and by_id[3].reason.startswith("exception: task failed:")
+    names = task_run_names(state.state_details.flow_run_id, 10 + 5 + 1 + 1)
+    assert {f"evaluate-g{i // 4}-{i}" for i in range(10)} <= set(names), names
+
+
 def _stop(proc: Any) -> None:
     import subprocess
 
