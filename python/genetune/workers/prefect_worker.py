@@ -189,17 +189,34 @@ class PrefectDaskWorker(BatchWorker):
         chunks = self.chunks(list(candidates), self._slots(self._dask_client(runner)))
         self.last_chunk_sizes = [len(c) for c in chunks]
         token, blob = pack(function)
-        parameters: dict[str, Any] = {
-            "shipped": unmapped(blob),
-            "token": unmapped(token),
-            "chunk": chunks,
-            "num_objectives": unmapped(num_objectives),
-            "worker": unmapped(self.name),
-            "timeout": unmapped(options.task_timeout),
-            "index": list(range(len(chunks))),
-        }
-        with annotate(resources=self.resources) if self.resources else contextlib.nullcontext():
-            futures: list[PrefectFuture[list[Score | str]]] = list(runner.map(evaluate_chunk, parameters))
+        client = self._dask_client(runner)
+        futures: list[PrefectFuture[list[Score | str]]]
+        if client is not None:  # as runner.map, without its per-task cost (see submit_task)
+            context, run_id = serialize_context(), _context_key()
+            futures = [
+                submit_task(
+                    client,
+                    evaluate_chunk,
+                    {"shipped": blob, "token": token, "chunk": chunk, "num_objectives": num_objectives, "worker": self.name, "timeout": options.task_timeout, "index": index},
+                    f"genetune-chunk-{index}-{run_id[:8]}",
+                    self.resources,
+                    context,
+                    run_id,
+                )
+                for index, chunk in enumerate(chunks)
+            ]
+        else:
+            parameters: dict[str, Any] = {
+                "shipped": unmapped(blob),
+                "token": unmapped(token),
+                "chunk": chunks,
+                "num_objectives": unmapped(num_objectives),
+                "worker": unmapped(self.name),
+                "timeout": unmapped(options.task_timeout),
+                "index": list(range(len(chunks))),
+            }
+            with annotate(resources=self.resources) if self.resources else contextlib.nullcontext():
+                futures = list(runner.map(evaluate_chunk, parameters))
         scores: list[Score] = []
         wrong: str | None = None
         for chunk, future in zip(chunks, futures, strict=True):
@@ -249,6 +266,48 @@ def _named_for_placement(score: Score) -> Score:
     """A baseline measured where the runner put it, named ``baseline@<placement>``."""
     where = score.metadata.get("placement") if isinstance(score.metadata, dict) else None
     return score.model_copy(update={"param_id": baseline_id(where)}) if where else score
+
+
+def submit_task(
+    client: distributed.Client,
+    task_: Any,
+    parameters: dict[str, Any],
+    key: str,
+    resources: Mapping[str, float] | None,
+    context: dict[str, Any],
+    context_key: str,
+) -> PrefectDaskFuture[Any]:
+    """What ``PrefectDaskClient.submit`` does, less its cost: ``context`` is the flow run's
+    serialized Prefect context (settings, flow run, tags: ~30 ms per ``serialize_context`` call
+    uncontended, seconds on a loaded machine, 93 % of a submit), made once by the caller instead
+    of once per task; the task runs through an importable function (no closure to cloudpickle)
+    under an explicit key with ``pure=False`` (nothing to tokenize); on the Dask worker the
+    settings and API client are built once per process (``context_key``)."""
+    task_run_id = uuid.uuid4()
+    dependencies: dict[str, set[Any]] = {name: set() for name in parameters}  # plain values: no upstream task runs
+    asset = AssetContext.from_task_and_inputs(task=task_, task_run_id=task_run_id, task_inputs=dependencies, copy_to_child_ctx=True)
+    dask_future = distributed.Client.submit(
+        client,
+        _run_task,
+        key=key,
+        resources=dict(resources) if resources else None,
+        pure=False,
+        task=task_,
+        task_run_id=task_run_id,
+        parameters=parameters,
+        wait_for=None,
+        return_type="state",
+        dependencies=dependencies,
+        context={**context, "asset_context": asset.serialize()},
+        context_key=context_key,
+    )
+    return PrefectDaskFuture(wrapped_future=dask_future, task_run_id=task_run_id)
+
+
+def _context_key() -> str:
+    """Names the flow run's Prefect settings on the Dask workers (built once per process)."""
+    context = FlowRunContext.get()
+    return str(context.flow_run.id) if context is not None and context.flow_run is not None else uuid.uuid4().hex
 
 
 #: Per Dask worker process: the Prefect settings and API client of each slots' flow run.
@@ -330,6 +389,7 @@ class PrefectSlots(EvaluationSlots):
         self._closed = False
         self._ended = threading.Event()
         self._context: dict[str, Any] | None = None
+        self._context_key = ""
 
     @property
     def in_flight(self) -> int:
@@ -361,33 +421,10 @@ class PrefectSlots(EvaluationSlots):
         future.wrapped_future.add_done_callback(lambda _: self._ended.set())
 
     def _submit_to_dask(self, key: str, parameters: dict[str, Any]) -> PrefectDaskFuture[Score | str]:
-        """What ``PrefectDaskClient.submit`` does, less its cost: the flow run's serialized
-        Prefect context (settings, flow run, tags: ~30 ms per call uncontended, seconds on a
-        loaded machine, 93 % of a submit) is made once per slots, not once per task; the task
-        runs through an importable function (no closure to cloudpickle) under an explicit key
-        with ``pure=False`` (nothing to tokenize)."""
-        if self._context is None:
+        if self._context is None:  # once per slots: the flow run's context does not change
             self._context = serialize_context()
-        task_run_id = uuid.uuid4()
-        dependencies: dict[str, set[Any]] = {name: set() for name in parameters}  # plain values: no upstream task runs
-        asset = AssetContext.from_task_and_inputs(task=evaluate_one, task_run_id=task_run_id, task_inputs=dependencies, copy_to_child_ctx=True)
-        resources = self._worker.resources
-        dask_future = distributed.Client.submit(
-            self._client,
-            _run_task,
-            key=key,
-            resources=dict(resources) if resources else None,
-            pure=False,
-            task=evaluate_one,
-            task_run_id=task_run_id,
-            parameters=parameters,
-            wait_for=None,
-            return_type="state",
-            dependencies=dependencies,
-            context={**self._context, "asset_context": asset.serialize()},
-            context_key=self._run_id,
-        )
-        return PrefectDaskFuture(wrapped_future=dask_future, task_run_id=task_run_id)
+            self._context_key = _context_key()
+        return submit_task(self._client, evaluate_one, parameters, key, self._worker.resources, self._context, self._context_key)
 
     def wait(self, timeout: float | None = None) -> list[Score]:
         if not self._running:
