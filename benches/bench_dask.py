@@ -474,7 +474,7 @@ def _as_completed(row: str, address: str, budget: int, workers: int, seed: int) 
             return future
 
         submitted = min(workers, budget)
-        queue = as_completed([one() for _ in range(submitted)])
+        queue = as_completed([one() for _ in range(submitted)], loop=client.loop)  # type: ignore[no-untyped-call]
         for future in queue:
             value = future.result()
             evaluated.append(future.params)
