@@ -120,6 +120,7 @@ def genetune_search(
                 constraints=constraints,
                 warm_start=warm_start,
             )
+            worker.cohort_size = search.search_config.pool_size
             result = search.start(task_timeout=task_timeout)
             assert search.run_folder is not None
             folder = search.run_folder

@@ -138,6 +138,8 @@ class PrefectDaskWorker(BatchWorker):
         self.resources = checked_resources(resources)
         self.chunk_size = chunk_size
         self.last_chunk_sizes: list[int] = []
+        #: Results per cohort, naming the task runs when the search does not set the cohort.
+        self.cohort_size: int | None = None
         self._mean_duration_s: float | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # checkpoints pickle the worker: never the runner
@@ -363,7 +365,8 @@ class PrefectSlots(EvaluationSlots):
     (``evaluate-g<cohort>-<id>``) on the flow's task runner, with the worker's Dask resources.
 
     ``cohort``: the cohort the next submitted candidates belong to (the search sets it from its
-    cohort counter); left None, it counts ``capacity`` results per cohort."""
+    cohort counter, results told // pool size); left None, it counts the results returned so far
+    by the worker's ``cohort_size`` (the flow sets the pool size), else by ``capacity``."""
 
     def __init__(
         self,
@@ -398,7 +401,7 @@ class PrefectSlots(EvaluationSlots):
     def submit(self, param_id: int | str, params: Any) -> None:
         if self._closed:
             raise RuntimeError("these evaluation slots are closed")
-        cohort = self.cohort if self.cohort is not None else self._returned // self.capacity
+        cohort = self.cohort if self.cohort is not None else self._returned // (self._worker.cohort_size or self.capacity)
         parameters: dict[str, Any] = {
             "shipped": self._blob,
             "token": self._token,
