@@ -411,13 +411,14 @@ def run_varied(row: str, workers: int, address: str, generations: int, seed: int
         params, starts = _genetune_row(result)
     elif row.startswith("Prefect flow"):
         from genetune.flows import genetune_search
+        from genetune.search_spaces import compile_space
 
         schedule = "generational" if "generational" in row else "steady"
         if schedule == "generational":
             config["schedule"] = schedule
         summary = genetune_search(
             objective="varied_workload:varied",
-            search_space=varied_space(),
+            search_space=compile_space(varied_space()),
             search_config=config,
             dask_address=address,
             cache_folder=str(folder),
