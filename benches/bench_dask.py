@@ -72,6 +72,9 @@ os.environ.update(
     PREFECT_LOGGING_LEVEL="WARNING",
     PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="WARNING",
     PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90",
+    # A loaded 2-core machine can starve a scheduler past distributed's 30 s connect timeout.
+    DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="120s",
+    DASK_DISTRIBUTED__COMM__TIMEOUTS__TCP="120s",
 )
 
 import argparse  # noqa: E402
