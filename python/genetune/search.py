@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -384,11 +385,20 @@ class Search:
         run.rows.extend(rows)
 
     def _finish(self, run: _Run, reason: str, result: SearchResult | None) -> None:
-        """Closes files and the worker, saves ``results.csv`` and reports the end to the trackers."""
+        """Closes files and the worker, saves ``results.csv`` and reports the end to the trackers.
+        When an error stops the search (a full disk, say), that error is the one raised: a
+        later failure here is a warning."""
+        first_error = sys.exc_info()[1]
         run.recorder.close_files()
         self.worker.close()
         final = result if result is not None else (self._result(run.rows) if run.rows else None)
-        result_csv = final.save(run.folder / "results.csv") if final is not None else None
+        try:
+            result_csv = final.save(run.folder / "results.csv") if final is not None else None
+        except Exception as err:
+            if first_error is None:
+                raise
+            warnings.warn(f"{run.folder / 'results.csv'} not written ({type(err).__name__}: {err})", UserWarning, stacklevel=3)
+            result_csv = None
         config = run.engine.config
         stats = run.recorder.stats
         summary = {
