@@ -37,3 +37,17 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError):
         return False
+
+
+def score(params: dict[str, Any]) -> float:
+    return float(params["x"] % 17)
+
+
+def sleeps_then_scores(folder: str, params: dict[str, Any]) -> float:
+    """Starts a sleeper (named ``started-<pid>`` in ``folder``), waits a little, then scores."""
+    proc = subprocess.Popen(["sleep", "4321"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    Path(folder, f"started-{proc.pid}").touch()
+    time.sleep(1.0 if params["x"] % 2 else 30.0)
+    proc.kill()
+    proc.wait()
+    return score(params)

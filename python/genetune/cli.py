@@ -25,6 +25,7 @@ from typing import Any
 
 from genetune.console import configure_console
 from genetune.loading import read_document
+from genetune.stopping import stop_on_signals
 
 __all__ = ["main", "read_job"]
 
@@ -68,7 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"genetune: {err}", file=sys.stderr)
         return 2
     configure_console(args.verbose)
-    print(json.dumps(_run_flow(params), indent=2, default=str))
+    try:
+        with stop_on_signals():  # SIGTERM: the search stops cleanly, then the server and the cluster
+            summary = _run_flow(params)
+    except KeyboardInterrupt as err:
+        print(f"genetune: {err or 'stopped'}; the run folder keeps what was measured (resume_from continues it)", file=sys.stderr)
+        return 128 + getattr(err, "signum", 2)
+    print(json.dumps(summary, indent=2, default=str))
     return 0
 
 

@@ -44,6 +44,7 @@ from genetune.rows import Row, told_scores
 from genetune.scores import Score
 from genetune.search_spaces import SearchSpace, compile_space, space_from_spec
 from genetune.settings import get_settings
+from genetune.stopping import stop_on_signals
 from genetune.trackers import TrackerConfig, TrackerTypes, build_trackers
 from genetune.warm_start import WarmStart, plan_warm_start
 from genetune.workers import BaseWorker, RunOptions, WorkerTypes, make_worker, worker_from_reference, worker_reference
@@ -121,7 +122,8 @@ class Search:
         priors: dict[Any, Row] = {row["id"]: row for row in self.warm_start.prior_rows()}
         folder = self._new_run_folder(engine, list(priors.values()))
         self.run_folder = folder
-        return self._run(engine, folder, priors, options)
+        with stop_on_signals():  # SIGTERM stops it as Ctrl-C does
+            return self._run(engine, folder, priors, options)
 
     def _new_run_folder(self, engine: Engine, priors: list[Row]) -> Path:
         """The run folder, resumable from the moment it exists: made under a temporary name with
@@ -214,7 +216,8 @@ class Search:
         search.run_folder = folder
         search.current_generation = engine.generation
         finished: dict[Any, Row] = {row["id"]: row for row in EvaluationLog(folder).rows()}
-        return search._run(engine, folder, finished, RunOptions.checked(num_workers, task_timeout, worker_kwargs))
+        with stop_on_signals():  # SIGTERM stops it as Ctrl-C does
+            return search._run(engine, folder, finished, RunOptions.checked(num_workers, task_timeout, worker_kwargs))
 
     # ----- the loop ----------------------------------------------------------------------------
 
@@ -391,7 +394,9 @@ class Search:
         first_error = sys.exc_info()[1]
         run.recorder.close_files()
         self.worker.close()
-        final = result if result is not None else (self._result(run.rows) if run.rows else None)
+        # Stopped or failed: every evaluation the log holds, the unfinished generation's too.
+        logged = list(EvaluationLog(run.folder).rows()) if result is None else []
+        final = result if result is not None else (self._result(logged) if logged else None)
         try:
             result_csv = final.save(run.folder / "results.csv") if final is not None else None
         except Exception as err:

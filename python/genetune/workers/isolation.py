@@ -16,7 +16,7 @@ from genetune.evaluation import evaluate, invalid_score, placement
 from genetune.exclusive import set_wait_listener
 from genetune.failures import crash_reason, timeout_reason
 from genetune.scores import Score
-from genetune.workers.process_groups import NEW_SESSION, kill_group, kill_group_of_exited
+from genetune.workers.process_groups import NEW_SESSION, kill_group, kill_group_of_exited, lead_own_group
 
 __all__ = ["CHILD_START_TIMEOUT_S", "evaluate_in_child", "load_failed"]
 
@@ -138,14 +138,6 @@ def evaluate_in_child(
     return value
 
 
-def _watch_parent(parent: int) -> None:
-    """Ends the child when the process that started it is gone (nothing else would)."""
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent:
-            os._exit(70)
-
-
 def _tell(channel: int, marker: bytes) -> None:
     os.write(channel, marker)
 
@@ -155,7 +147,7 @@ def child_main() -> None:
     stdout; what the objective prints goes to stderr."""
     channel = os.dup(1)
     os.dup2(2, 1)
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    lead_own_group()  # its group dies with it, and with the process that started it
     path, request = cloudpickle.loads(sys.stdin.buffer.read())
     sys.path.extend(p for p in path if p not in sys.path)
     token, blob, param_id, params, num_objectives, worker = cloudpickle.loads(request)

@@ -9,6 +9,8 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
+import time
 from types import FrameType
 
 __all__ = ["NEW_SESSION", "kill_group", "kill_group_of_exited", "lead_own_group"]
@@ -41,11 +43,22 @@ def _kill_own_group(signum: int, frame: FrameType | None) -> None:
     os._exit(128 + signum)
 
 
+def _watch_parent(parent: int) -> None:
+    """Kills this process and its group when the process that started it is gone (a driver
+    killed outright: nothing else would)."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            _kill_own_group(signal.SIGHUP, None)
+
+
 def lead_own_group() -> None:
-    """Run in a pool process before its first evaluation: the process leads a new session, and
-    the SIGTERM a pool sends to stop it (a timeout, the pool closing) kills its whole group."""
+    """Run in a pool process before its first evaluation: the process leads a new session; the
+    SIGTERM a pool sends to stop it (a timeout, the pool closing) kills its whole group, and so
+    does the end of the process that started it."""
     if os.name != "posix":
         return
     if os.getpgrp() != os.getpid():
         os.setsid()
     signal.signal(signal.SIGTERM, _kill_own_group)
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), name="genetune-watch-parent", daemon=True).start()
