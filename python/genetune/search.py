@@ -179,6 +179,7 @@ class Search:
         worker_type: WorkerTypes | str | type[BaseWorker] | BaseWorker | None = None,
         trackers: list[Any] | None = None,
         disable_progress_bar: bool | None = None,
+        constraints: Sequence[Constraint] | None = None,
         num_workers: int | None = None,
         task_timeout: float | None = None,
         **worker_kwargs: Any,
@@ -193,12 +194,22 @@ class Search:
         ``objective_function`` the objective pickled into the checkpoint is used. Passing
         ``search_space``/``search_config`` checks them against the checkpoint: a different one is
         refused with :class:`CheckpointMismatchError` unless ``allow_mismatch=True``.
+
+        **A run folder is code: resume only folders you trust.** ``checkpoint.json`` holds
+        cloudpickles of the objective, the worker, the trackers and the callable constraints;
+        loading one runs whatever its author put there. ``resume`` unpickles none that you pass:
+        give ``objective_function``, ``worker_type``, ``trackers`` (``[]`` for none) and the
+        callable ``constraints`` (the expression ones come back from the engine state, which is
+        data) and nothing from the folder is unpickled.
         """
         refuse_in_worker_bootstrap("Search.resume()")
         folder = find_run_folder(path)
         payload = read_checkpoint(folder)
         _check_matches(folder, payload, search_space, search_config, allow_mismatch)
-        functions = _saved_constraint_functions(folder, payload)
+        if constraints is not None:
+            functions = [c for c in checked_constraints(constraints) if not isinstance(c, str)]
+        else:
+            functions = _saved_constraint_functions(folder, payload)
         engine = Engine.from_bytes(decode_bytes(payload["engine"]), functions)
         search = cls(
             objective_function if objective_function is not None else _saved_objective(folder, payload),
