@@ -122,7 +122,7 @@ def test_sigterm_through_genetune_run_stops_the_server_and_the_cluster(tmp_path:
     job = write_job(tmp_path, objective="sleep 2; echo {x}", search_config={"generations": 3, "pool_size": 6, "seed": 1}, n_workers=2)
     proc = subprocess.Popen([sys.executable, "-m", "genetune", "run", str(job)], env=fresh_prefect_env(tmp_path), cwd=tmp_path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    _wait_for(lambda: any(p.read_text().strip() for p in (tmp_path / "runs").glob("*/evaluations.jsonl")), 240, proc)
+    _wait_for(lambda: any(p.read_text().strip() for p in (tmp_path / "runs").glob("*/evaluations.jsonl")), 480, proc)
     before = _descendants(proc.pid)
     assert before  # the server, the cluster's processes, the evaluations
     proc.send_signal(signal.SIGTERM)

@@ -250,11 +250,25 @@ _PARAM_TYPES = {"range", "choice", "literal"}
 
 
 def read_document(path: str | os.PathLike[str]) -> Any:
+    """A JSON or YAML (``.yaml``/``.yml``) file's content; a syntax error is a ValueError naming
+    the file, line and column."""
     file = Path(path).expanduser()
-    text = file.read_text()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{file}: not a text file ({err})") from None
     if file.suffix.lower() in (".yaml", ".yml"):
-        return yaml.safe_load(text)
-    return json.loads(text)
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+            problem = " ".join(str(getattr(err, part)) for part in ("context", "problem") if getattr(err, part, None)) or str(err)
+            raise ValueError(f"{file}: {where}invalid YAML: {problem}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{file}: line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}") from None
 
 
 def _is_spec(node: Any) -> bool:
@@ -270,6 +284,10 @@ def _friendly(node: Any, path: str) -> Any:
             return TypeAdapter(Parameter).validate_python(dict(node))
         except ValidationError as err:
             raise SearchSpaceError(f"search_space{path}: {err}") from None
+    if isinstance(node, Mapping) and isinstance(node.get("type"), str) and {"start", "end", "values", "value"} & set(node):
+        raise SearchSpaceError(
+            f"search_space{path}: unknown parameter type {node['type']!r} (expected one of {', '.join(sorted(_PARAM_TYPES))})"
+        )
     if isinstance(node, Mapping):
         return {str(k): _friendly(v, f"{path}[{k!r}]") for k, v in node.items()}
     raise SearchSpaceError(f"search_space{path}: expected a parameter {{'type': 'range'|'choice'|'literal', ...}} or a dict, got {node!r}")
