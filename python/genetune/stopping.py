@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["SearchStopped", "stop_on_signals"]
+__all__ = ["SearchStopped", "stop_on_signals", "stop_requested"]
 
 
 class SearchStopped(KeyboardInterrupt):
@@ -24,6 +24,12 @@ class SearchStopped(KeyboardInterrupt):
 
 
 _state = {"depth": 0, "stopping": False}
+
+
+def stop_requested() -> bool:
+    """Whether a signal asked this process to stop (the search may run in another thread, where
+    the stop arrives as some other exception: a flow run's thread cancelled, say)."""
+    return bool(_state["stopping"])
 
 
 def _exit_now(signum: int) -> None:
