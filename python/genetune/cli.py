@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from genetune.console import configure_console
+from genetune.job_validation import check_demo_options, check_job
 from genetune.loading import read_document
+from genetune.stopping import stop_on_signals
 
 __all__ = ["main", "read_job"]
 
@@ -60,6 +62,9 @@ def read_job(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> dic
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.command == "demo":
+        problems = check_demo_options(args.generations, args.pool_size, args.workers)
+        if problems:
+            return _refuse("genetune demo", problems)
         configure_console(args.verbose)  # before Prefect, Dask and MLflow are imported
         return _demo(args)
     try:
@@ -67,9 +72,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         print(f"genetune: {err}", file=sys.stderr)
         return 2
+    problems = check_job(params)
+    if problems:  # before Prefect, Dask and MLflow start
+        return _refuse(str(args.job), problems)
     configure_console(args.verbose)
-    print(json.dumps(_run_flow(params), indent=2, default=str))
+    try:
+        with stop_on_signals():  # SIGTERM: the search stops cleanly, then the server and the cluster
+            summary = _run_flow(params)
+    except KeyboardInterrupt as err:
+        print(f"genetune: {err or 'stopped'}; the run folder keeps what was measured (resume_from continues it)", file=sys.stderr)
+        return 128 + getattr(err, "signum", 2)
+    print(json.dumps(summary, indent=2, default=str))
     return 0
+
+
+def _refuse(what: str, problems: Sequence[str]) -> int:
+    for problem in problems:
+        print(f"genetune: {what}: {problem}", file=sys.stderr)
+    return 2
 
 
 def _parser() -> argparse.ArgumentParser:
