@@ -54,7 +54,7 @@
 #if MM_UNROLL_I != 1 && MM_UNROLL_I != 2 && MM_UNROLL_I != 4 && MM_UNROLL_I != 8
 #error "MM_UNROLL_I must be 1, 2, 4 or 8"
 #endif
-#if MM_BLOCK_I % MM_UNROLL_I != 0
+#if MM_ORDER == ikj && MM_BLOCK_I % MM_UNROLL_I != 0
 #error "MM_UNROLL_I must divide MM_BLOCK_I"
 #endif
 
