@@ -233,7 +233,8 @@ def warm_start_candidates(space: SearchSpace, constraints: Sequence[str] = ()) -
     if isinstance(space, Mapping):
         defaults = kernel_defaults()
         for name, node in space.items():
-            if not is_macro(name) or getattr(node, "knockout_prob", 0.0) or not _holds(getattr(node, "when", None), kernel):
+            knocked_out = getattr(node, "knockout_prob", None)
+            if not is_macro(name) or knocked_out or not _holds(getattr(node, "when", None), {**WARM_START[0], **kernel}):
                 continue
             if name in defaults and _expresses(node, defaults[name]):
                 kernel[name] = defaults[name]
