@@ -399,6 +399,7 @@ def _checksum(tmp_path: Path, kernel: str, flags: list[str]) -> str:
     return out.splitlines()[0]
 
 
+@pytest.mark.slow
 def test_every_value_of_every_kernel_parameter_keeps_the_reference_checksum(tmp_path: Path) -> None:
     job = load_job_space("joint", machine_check=False)
     assert isinstance(job.space, dict)
@@ -516,6 +517,7 @@ def test_report_names_the_kernel_parameters_and_the_flags() -> None:
     assert SpeedupReport.model_validate_json(report.model_dump_json()) == report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", ["joint", "flags"])
 def test_search_over_each_job_space_with_its_rules_and_warm_start(space: str, tmp_path: Path) -> None:
     job = load_job_space(space)
