@@ -64,8 +64,8 @@ KERNELS: dict[str, Kernel] = {
             "matmul",
             {
                 "TILE_I": [4, 8, 16, 32, 64],
-                "TILE_J": [16, 32, 48, 64, 96, 192],
-                "TILE_K": [8, 16, 32, 64, 192],
+                "TILE_J": [16, 32, 64, 96, 192],
+                "TILE_K": [8, 32, 192],
                 "UNROLL_J": [1, 4, 8],
                 "LOOP_ORDER": [0, 1],
             },
