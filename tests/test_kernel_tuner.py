@@ -13,6 +13,7 @@ import pytest
 
 import genetune as gt
 import genetune.search_spaces as ss
+from genetune.loading import load_search_space
 
 kernel_tuner = pytest.importorskip("kernel_tuner")
 from kernel_tuner.searchspace import Searchspace  # noqa: E402
@@ -104,7 +105,7 @@ def _configs(results: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [tuple(r[k] for k in KEYS) for r in results]
 
 
-def test_strategy_is_accepted_by_tune_kernel_and_respects_max_fevals(cache_file: Path) -> None:
+def test_strategy_is_accepted_by_tune_kernel_and_respects_max_fevals(cache_file: Path, tmp_path: Path) -> None:
     results, env = _tune(cache_file, GenetuneStrategy(seed=3), max_fevals=25)
     configs = _configs(results)
     assert len(configs) == 25 and len(set(configs)) == 25  # the budget, each configuration once
@@ -113,6 +114,9 @@ def test_strategy_is_accepted_by_tune_kernel_and_respects_max_fevals(cache_file:
     assert env["best_config"]["time"] == best["time"]
     again, _ = _tune(cache_file, GenetuneStrategy(seed=3), max_fevals=25)
     assert _configs(again) == configs  # seeded: the same run
+    stored = tmp_path / "stored.json"  # Kernel Tuner's own tooling takes the results as they are
+    kernel_tuner.store_results(str(stored), "vector_add", "", TUNE_PARAMS, 1024, results, env, top=100)
+    assert json.loads(stored.read_text())["data"]
 
 
 def test_restrictions_are_never_violated_and_failures_do_not_stop_the_search(cache_file: Path) -> None:
@@ -177,6 +181,8 @@ def test_space_conversion() -> None:
         seen |= {tuple(c.params[k] for k in tune_params) for c in asked}
         engine.tell([c.id for c in asked], [1.0] * len(asked))
     assert seen == expected
+    # The Prefect flow takes the space as a spec and string constraints.
+    assert load_search_space(ss.compile_space(space)) == space
     with pytest.raises(gt.SearchSpaceError, match="tile"):
         space_from_kernel_tuner({"tile": []})
     with pytest.raises(gt.SearchSpaceError, match="max_threads"):
