@@ -151,6 +151,16 @@ def scores(run: dict[str, Any], optimum: float, worst: float, rand: np.ndarray) 
     return fraction, float(np.mean(per_f))
 
 
+def merged(files: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several --out files: per (kernel, strategy), the runs of the last file that has any."""
+    out: dict[str, Any] = {"spaces": {}, "runs": [], "environment": [f["environment"] for f in files]}
+    for f in files:
+        replaced = {(r["kernel"], r["strategy"]) for r in f["runs"]}
+        out["runs"] = [r for r in out["runs"] if (r["kernel"], r["strategy"]) not in replaced] + f["runs"]
+        out["spaces"].update(f["spaces"])
+    return out
+
+
 def report(data: dict[str, Any]) -> str:
     runs = data["runs"]
     kernels = sorted({r["kernel"] for r in runs}, key=list(KERNELS).index)
@@ -158,6 +168,7 @@ def report(data: dict[str, Any]) -> str:
     budgets = sorted({r["budget"] for r in runs})
     lines: list[str] = []
     summary: dict[str, dict[int, list[float]]] = {s: {b: [] for b in budgets} for s in strategies}
+    summary_score: dict[str, dict[int, list[float]]] = {s: {b: [] for b in budgets} for s in strategies}
     wins: list[str] = []
     for kernel in kernels:
         info = data["spaces"][kernel]
@@ -180,6 +191,7 @@ def report(data: dict[str, Any]) -> str:
                 score = statistics.median(r["score"] for r in rs)
                 medians[s, b] = frac
                 summary[s][b].append(frac)
+                summary_score[s][b].append(score)
                 cells.append(f"{frac:.3f} ({score:+.2f})")
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
         for b in budgets:
@@ -190,11 +202,14 @@ def report(data: dict[str, Any]) -> str:
                 gt = medians.get(("genetune", b))
                 verdict = "genetune best" if "genetune" in best else f"missed: best {best[0]} {top:.3f}, genetune {gt:.3f}"
                 wins.append(f"{kernel} @ {b}: {verdict}")
-    lines.append("\nmean over spaces of the median fraction of the optimum")
+    lines.append("\nmean over spaces of the median fraction of the optimum (of the median methodology score)")
     lines.append("| strategy | " + " | ".join(f"{b} evals" for b in budgets) + " |")
     lines.append("|---|" + "---|" * len(budgets))
     for s in strategies:
-        lines.append(f"| {s} | " + " | ".join(f"{statistics.mean(summary[s][b]):.3f}" if summary[s][b] else "-" for b in budgets) + " |")
+        cells = [
+            f"{statistics.mean(summary[s][b]):.3f} ({statistics.mean(summary_score[s][b]):+.2f})" if summary[s][b] else "-" for b in budgets
+        ]
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
     lines.append("\n" + "\n".join(wins))
     seconds = {s: statistics.median(r["seconds"] for r in runs if r["strategy"] == s) for s in strategies}
     lines.append("\nmedian seconds per run: " + ", ".join(f"{s} {v:.2f}" for s, v in seconds.items()))
@@ -209,10 +224,12 @@ def main() -> None:
     parser.add_argument("--kernels", default=",".join(KERNELS))
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes; simulation only, no timing is compared)")
     parser.add_argument("--out", type=Path, help="write every run (traces) and the environment as JSON")
-    parser.add_argument("--report", type=Path, help="print the tables of an earlier --out file")
+    parser.add_argument(
+        "--report", type=Path, nargs="+", help="print the tables of earlier --out files (a later file's runs replace the same strategy's on the same kernel)"
+    )
     args = parser.parse_args()
     if args.report:
-        print(report(json.loads(args.report.read_text())))
+        print(report(merged([json.loads(p.read_text()) for p in args.report])))
         return
     budgets = [int(b) for b in args.budgets.split(",")]
     strategies = args.strategies.split(",")
