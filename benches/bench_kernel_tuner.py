@@ -207,7 +207,8 @@ def report(data: dict[str, Any]) -> str:
     lines.append("|---|" + "---|" * len(budgets))
     for s in strategies:
         cells = [
-            f"{statistics.mean(summary[s][b]):.3f} ({statistics.mean(summary_score[s][b]):+.2f})" if summary[s][b] else "-" for b in budgets
+            f"{statistics.mean(summary[s][b]):.3f} ({statistics.mean(summary_score[s][b]):+.2f})" if summary[s][b] else "-"
+            for b in budgets
         ]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     lines.append("\n" + "\n".join(wins))
@@ -222,10 +223,13 @@ def main() -> None:
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--kernels", default=",".join(KERNELS))
-    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes; simulation only, no timing is compared)")
-    parser.add_argument("--out", type=Path, help="write every run (traces) and the environment as JSON")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes; nothing timed is compared)")
+    parser.add_argument("--out", type=Path, help="write every run (its trace) and the environment as JSON")
     parser.add_argument(
-        "--report", type=Path, nargs="+", help="print the tables of earlier --out files (a later file's runs replace the same strategy's on the same kernel)"
+        "--report",
+        type=Path,
+        nargs="+",
+        help="print the tables of earlier --out files (a later file's runs replace the same strategy's on the same kernel)",
     )
     args = parser.parse_args()
     if args.report:
@@ -246,7 +250,8 @@ def main() -> None:
         times, size = _cache_values(k.cache)
         optimum, worst = min(times.values()), max(times.values())
         rands[kernel] = (optimum, worst, random_curve(list(times.values()), size, max(budgets)))
-        data["spaces"][kernel] = {"size": size, "failed": size - len(times), "optimum": optimum, "median": statistics.median(times.values())}
+        median = statistics.median(times.values())
+        data["spaces"][kernel] = {"size": size, "failed": size - len(times), "optimum": optimum, "median": median}
     top = max(budgets)
     tasks = [
         (s, k, b, seed)

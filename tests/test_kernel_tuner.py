@@ -44,7 +44,8 @@ RESTRICTIONS: list[Any] = ["unroll <= 4 or alg == 'shared'", "block_size_x * til
 
 def _time(c: dict[str, Any]) -> float:
     # A smooth landscape with its optimum inside: 64 x tile 3, unroll 4, shared.
-    return 1.0 + abs(math.log2(c["block_size_x"]) - 6) + 0.5 * abs(c["tile"] - 3) + 0.3 * abs(math.log2(c["unroll"]) - 2) + (c["alg"] == "naive")
+    size, tile, unroll = math.log2(c["block_size_x"]), c["tile"], math.log2(c["unroll"])
+    return 1.0 + abs(size - 6) + 0.5 * abs(tile - 3) + 0.3 * abs(unroll - 2) + (c["alg"] == "naive")
 
 
 def _failed(c: dict[str, Any]) -> bool:
@@ -199,7 +200,9 @@ def test_replay_objective_in_a_search(cache_file: Path, tmp_path: Path) -> None:
 
     space, constraints = space_from_kernel_tuner(TUNE_PARAMS, RESTRICTIONS)
     config = gt.SearchConfiguration(generations=4, pool_size=12, seed=5)
-    result = gt.Search(objective, space, config, worker_type="sequential", cache_folder=tmp_path, disable_progress_bar=True, constraints=constraints).start()
+    options: dict[str, Any] = {"worker_type": "sequential", "cache_folder": tmp_path, "disable_progress_bar": True}
+    search = gt.Search(objective, space, config, constraints=constraints, **options)
+    result = search.start()
     rows = result.df_results
     rows = rows[rows["status"] != "baseline"]
     valid = set(_valid_configs())

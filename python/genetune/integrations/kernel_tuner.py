@@ -101,7 +101,9 @@ class KernelTunerRestrictions:
     the restrictions genetune's expressions cannot state (callables, python-constraint objects,
     strings with function calls). Built once, it pickles as the set of accepted configurations."""
 
-    def __init__(self, tune_params: Mapping[str, list[Any]], restrictions: list[Any], max_threads: int, block_size_names: Sequence[str]):
+    def __init__(
+        self, tune_params: Mapping[str, list[Any]], restrictions: list[Any], max_threads: int, block_size_names: Sequence[str]
+    ) -> None:
         from kernel_tuner.searchspace import Searchspace
 
         space = Searchspace(dict(tune_params), list(restrictions), max_threads, block_size_names=list(block_size_names))
@@ -239,7 +241,8 @@ class GenetuneStrategy:
         owned = [k for k in _OWNED_SETTINGS if k in search_config]
         if owned:
             raise ConfigurationError(
-                f"GenetuneStrategy: {owned} follow Kernel Tuner's objective and objective_higher_is_better; pass those to tune_kernel"
+                f"GenetuneStrategy: {owned} follow Kernel Tuner's objective and objective_higher_is_better; "
+                "pass those to tune_kernel"
             )
         self.seed = seed
         self.search_config = dict(search_config)
