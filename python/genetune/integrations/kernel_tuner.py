@@ -279,7 +279,7 @@ class GenetuneStrategy:
         budget = tuning_options.budget.max_fevals or searchspace.size
         config = self._check_config(count, min(budget, searchspace.size))
 
-        space, expressions = _strategy_space(values, tuning_options.get("restrictions_unmodified"))
+        space = _strategy_space(values)
 
         def decode(params: Mapping[str, Any]) -> tuple[Any, ...]:
             return tuple(values[n][params[n]] for n in names)
@@ -298,7 +298,7 @@ class GenetuneStrategy:
         with warnings.catch_warnings():
             # Running out of configurations is Kernel Tuner's budget too (max_fevals = the space's size).
             warnings.simplefilter("ignore", SearchSpaceExhaustedWarning)
-            engine = Engine(space, config, seed=self.seed, constraints=[*expressions, in_space], warm_start=warm_start)
+            engine = Engine(space, config, seed=self.seed, constraints=[in_space], warm_start=warm_start)
             try:
                 while not engine.done:
                     asked = engine.ask(1)
@@ -325,12 +325,12 @@ def _index(values: list[Any], value: Any) -> int:
     return next(i for i, v in enumerate(values) if type(v) is type(value) and v == value)
 
 
-def _strategy_space(values: dict[str, list[Any]], restrictions: Any) -> tuple[dict[str, ss.Parameter], list[str]]:
+def _strategy_space(values: dict[str, list[Any]]) -> dict[str, ss.Parameter]:
     """The strategy's own encoding: each parameter as the index of its value, ordered (a range of
     indices) when its values are increasing numbers (block sizes, tile sizes, unroll factors), so
-    mutation and the model move to neighbouring values; otherwise a choice of indices. The
-    searchspace's membership test is the constraint that decides; no expression is needed."""
-    del restrictions  # Kernel Tuner's Searchspace has applied them; membership is exact.
+    mutation and the model move to neighbouring values (measured better than unordered choices on
+    the benchmark's spaces); otherwise a choice of indices. Kernel Tuner's Searchspace, which has
+    applied every restriction, judges each candidate by membership."""
     space: dict[str, ss.Parameter] = {}
     for name, vals in values.items():
         numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals)
@@ -341,4 +341,4 @@ def _strategy_space(values: dict[str, list[Any]], restrictions: Any) -> tuple[di
             space[name] = ss.range(0, len(vals) - 1)
         else:
             space[name] = ss.choice(list(range(len(vals))))
-    return space, []
+    return space
