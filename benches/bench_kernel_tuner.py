@@ -9,7 +9,7 @@ Kernel Tuner's own test caches (15 configurations) are too small for a 50-evalua
 
 Every strategy runs through ``kernel_tuner.tune_kernel(..., simulation_mode=True, cache=...)``
 with ``strategy_options={"max_fevals": B}``, one run per budget B in 50, 100, 200, 400 and seed
-for the strategies that read ``max_fevals`` (bayes_opt, dual_annealing, simulated_annealing); the
+for the strategies that read ``max_fevals`` (genetune, bayes_opt, dual_annealing, simulated_annealing); the
 others are read at each budget from one run at the largest (their first B evaluations); seeds
 0..K-1 (``GenetuneStrategy(seed=s)``; the built-ins draw from numpy's and Python's global
 RNGs, seeded with s before each run), at its defaults (genetune: ``SearchConfiguration`` defaults).
@@ -60,7 +60,8 @@ BUDGETS = (50, 100, 200, 400)
 #: Strategies that read max_fevals (their schedule or initial sample depends on it) run once per
 #: budget; the others behave the same whatever the budget, so one run at the largest budget is read
 #: at each budget (its first B evaluations): the same distribution at a quarter of the cost.
-BUDGET_AWARE = frozenset({"bayes_opt", "dual_annealing", "simulated_annealing"})
+#: genetune reads it too: the steady-state engine sizes its space-filling start by the budget.
+BUDGET_AWARE = frozenset({"genetune", "bayes_opt", "dual_annealing", "simulated_annealing"})
 
 
 def _cache_values(path: Path) -> tuple[dict[str, float], int]:
