@@ -29,7 +29,7 @@ const MAX_SCREENED_PER_ASK: usize = 1024;
 /// The model is refitted once the results told since its fit reach this share of the rows it
 /// was fitted to (at least one): a refit per result while the archive is small, a bounded cost
 /// per asked candidate when it is large.
-const REFIT_SHARE: usize = 100;
+const REFIT_SHARE: usize = 32;
 /// Distance (mean per gene, in [0, 1]) within which an in-flight candidate lowers the value of
 /// offspring: `1 - exp(-(d / r)²)` per in-flight candidate.
 const PENDING_RADIUS: f64 = 0.1;

@@ -662,7 +662,7 @@ mod properties {
     /// needs to check it independently: per parameter its kind (0 int range, 1 choice, 2
     /// literal), its gate (index, and whether the gate must be at its first value), and the
     /// constraint's atoms `(i, k, bound)`: `p_i is None or p_k is None or p_i + p_k <= bound`.
-    type Rules = (
+    pub(super) type Rules = (
         String,
         Vec<u8>,
         Vec<Option<(usize, bool)>>,
@@ -670,7 +670,7 @@ mod properties {
         bool,
     );
 
-    fn gated_space() -> impl Strategy<Value = Rules> {
+    pub(super) fn gated_space() -> impl Strategy<Value = Rules> {
         let leaf = (
             0u8..3,
             0i64..10,
@@ -740,7 +740,7 @@ mod properties {
             })
     }
 
-    fn constraint_text(atoms: &[(usize, usize, i64)], any_of: bool) -> Option<String> {
+    pub(super) fn constraint_text(atoms: &[(usize, usize, i64)], any_of: bool) -> Option<String> {
         if atoms.is_empty() {
             return None;
         }
@@ -863,6 +863,182 @@ mod properties {
                 }
             }
             if let Some(size) = space.size() {
+                prop_assert!(seen.len() as u128 <= size);
+                if e.exhausted() { prop_assert_eq!(seen.len() as u128, size); }
+            }
+        }
+    }
+}
+
+/// The steady schedule: asks of any size at any time, tells of any subset in any order.
+mod steady {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::{Rng, SeedableRng};
+
+    fn steady(cfg: EngineConfig) -> EngineConfig {
+        EngineConfig {
+            schedule: crate::config::Schedule::Steady,
+            ..cfg
+        }
+    }
+
+    /// What one step did: the candidates asked (id and column bits) and the ids told.
+    type Step = (Vec<(u64, Vec<u64>)>, Vec<u64>);
+
+    /// Asks 0-3 candidates, then tells a random subset of the pending ones in a random order
+    /// (scores from the columns); the script's own RNG decides, so two engines driven by equal
+    /// scripts see the same calls.
+    fn step(e: &mut Engine, script: &mut EngineRng) -> Step {
+        let n = e.num_params();
+        let m = e.num_objectives();
+        let r = e.ask(Some(script.random_range(0..4)));
+        let mut cols = vec![0.0; r.len() * n];
+        let ids = e.fill_columns(r, &mut cols);
+        let asked = ids
+            .iter()
+            .zip(cols.chunks(n))
+            .map(|(&id, c)| (id, c.iter().map(|v| v.to_bits()).collect()))
+            .collect();
+        let mut pending: Vec<usize> = e.pending();
+        let mut told = Vec::new();
+        let mut scores = Vec::new();
+        let mut row = vec![0.0; n];
+        while !pending.is_empty() && script.random::<f64>() < 0.6 {
+            let p = pending.swap_remove(script.random_range(0..pending.len()));
+            let (id, _, _) = e.candidate(p);
+            e.fill_columns(p..p + 1, &mut row);
+            let v: f64 = row.iter().filter(|v| v.is_finite()).sum();
+            told.push(id);
+            scores.extend([v, -v * 0.5 + row.len() as f64][..m].iter().copied());
+        }
+        e.tell(&told, &scores).unwrap();
+        (asked, told)
+    }
+
+    #[test]
+    fn never_repeats_and_exhausts_whatever_the_asks_and_tells() {
+        for (cfg, seed) in [
+            (steady(config(Algorithm::Ga, 1, 4, 10)), 1),
+            (steady(screened(config(Algorithm::Ga, 1, 4, 10))), 2),
+            (steady(config(Algorithm::Nsga2, 2, 4, 10)), 3),
+        ] {
+            let mut e = Engine::new(SMALL, cfg, Some(seed), String::new()).unwrap();
+            let mut script = EngineRng::seed_from_u64(seed);
+            let mut seen = HashSet::new();
+            while !e.done() {
+                for (_, c) in step(&mut e, &mut script).0 {
+                    assert!(seen.insert(c), "repeated");
+                }
+            }
+            // 4 values x (2 choices + absent) = 12 distinct candidates.
+            assert_eq!(seen.len(), 12);
+            assert!(e.exhausted() && e.pending().is_empty());
+        }
+    }
+
+    #[test]
+    fn the_budget_is_generations_times_pool_and_generation_counts_cohorts() {
+        let cfg = steady(screened(config(Algorithm::Ga, 1, 6, 4)));
+        let mut e = Engine::new(&real_space(3), cfg, Some(5), String::new()).unwrap();
+        let mut script = EngineRng::seed_from_u64(5);
+        let mut asked = 0;
+        while !e.done() {
+            asked += step(&mut e, &mut script).0.len();
+            assert_eq!(e.generation() as u64, e.evaluations() / 6);
+        }
+        assert_eq!((asked, e.evaluations(), e.generation()), (24, 24, 4));
+        assert!(e.ask(Some(3)).is_empty());
+    }
+
+    #[test]
+    fn pending_candidates_keep_parallel_asks_apart() {
+        // Eight asked at once from the same model spread out more than eight asked one at a
+        // time with nothing pending would have to; here: no two of them are near-duplicates.
+        let cfg = steady(screened(config(Algorithm::Ga, 1, 16, 8)));
+        let mut e = Engine::new(&real_space(4), cfg, Some(9), String::new()).unwrap();
+        let n = 4;
+        for _ in 0..3 {
+            let r = e.ask(Some(16));
+            let mut c = vec![0.0; r.len() * n];
+            let ids = e.fill_columns(r, &mut c);
+            let s: Vec<f64> = c
+                .chunks(n)
+                .map(|x| x.iter().map(|v| (v - 0.3).powi(2)).sum())
+                .collect();
+            e.tell(&ids, &s).unwrap();
+        }
+        let r = e.ask(Some(8));
+        let mut c = vec![0.0; r.len() * n];
+        e.fill_columns(r, &mut c);
+        let rows: Vec<&[f64]> = c.chunks(n).collect();
+        for i in 0..rows.len() {
+            for j in 0..i {
+                let d: f64 = rows[i]
+                    .iter()
+                    .zip(rows[j])
+                    .map(|(a, b)| (a - b).abs())
+                    .sum::<f64>()
+                    / n as f64;
+                assert!(d > 0.01, "near-duplicates {:?} {:?}", rows[i], rows[j]);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(60))]
+        #[test]
+        fn constraints_hold_and_a_recorded_sequence_replays_exactly((space_json, _kinds, gates, atoms, any_of) in properties::gated_space(), seed in any::<u64>(), algo in 0u8..6, cut in 0usize..30) {
+            let algorithm = [Algorithm::Ga, Algorithm::Nsga2, Algorithm::Nsga3][algo as usize % 3];
+            let m = if algorithm == Algorithm::Ga { 1 } else { 2 };
+            let cfg = steady(EngineConfig { surrogate: algo >= 3, oversampling: 4, ..config(algorithm, m, 8, 5) });
+            let constraints: Vec<String> = properties::constraint_text(&atoms, any_of).into_iter().collect();
+            let setup = Setup { constraints, ..Setup::default() };
+            let made = Engine::create(&space_json, cfg.clone(), Some(seed), String::new(), setup.clone());
+            let mut e = match made {
+                Ok(e) => e,
+                Err(err) => { prop_assert!(err.to_string().contains("no candidate satisfies"), "{}", err); return Ok(()); }
+            };
+            let mut twin = Engine::create(&space_json, cfg, Some(seed), String::new(), setup).unwrap();
+            let n = e.num_params();
+            let holds = |r: &[f64]| {
+                let ok = atoms.iter().map(|&(i, k, b)| r[i].is_nan() || r[k].is_nan() || r[i] + r[k] <= b as f64);
+                if any_of { ok.into_iter().any(|v| v) } else { ok.into_iter().all(|v| v) }
+            };
+            let mut script = EngineRng::seed_from_u64(seed ^ 1);
+            let mut twin_script = script.clone();
+            let mut seen = HashSet::new();
+            let mut copy: Option<(Engine, EngineRng)> = None;
+            let mut k = 0;
+            while !e.done() {
+                if k == cut {
+                    // Mid-flight: pending candidates included.
+                    copy = Some((Engine::from_bytes(&e.to_bytes()).unwrap(), script.clone()));
+                    let restored = &copy.as_ref().unwrap().0;
+                    prop_assert_eq!(restored.to_bytes(), e.to_bytes());
+                }
+                    let (asked, told) = step(&mut e, &mut script);
+                    for (_, bits) in &asked {
+                    let row: Vec<f64> = bits.iter().map(|b| f64::from_bits(*b)).collect();
+                    for i in 0..n {
+                        if let Some((g, first)) = gates[i] {
+                            let cond = if first { row[g] == 0.0 } else { !row[g].is_nan() };
+                            prop_assert!(cond || row[i].is_nan(), "p{} present without its condition in {:?}", i, row);
+                        }
+                    }
+                    if !atoms.is_empty() {
+                        prop_assert!(holds(&row), "violates {:?}: {:?}", properties::constraint_text(&atoms, any_of), row);
+                    }
+                    prop_assert!(seen.insert(bits.clone()), "repeated {:?}", row);
+                }
+                prop_assert_eq!(&step(&mut twin, &mut twin_script), &(asked.clone(), told.clone()));
+                if let Some((c, s)) = copy.as_mut() {
+                    prop_assert_eq!(&step(c, s), &(asked, told));
+                }
+                k += 1;
+            }
+            prop_assert!(e.pending().is_empty());
+            if let Some(size) = e.space().size() {
                 prop_assert!(seen.len() as u128 <= size);
                 if e.exhausted() { prop_assert_eq!(seen.len() as u128, size); }
             }
