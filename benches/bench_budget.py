@@ -81,6 +81,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import random
 import sys
 import time
 import warnings
@@ -98,6 +99,7 @@ import numpy as np  # noqa: E402
 import budget_problems as bp  # noqa: E402
 
 BATCH = 32  # tpe-b32's batch: genetune's default pool
+IN_FLIGHT = 8  # tpe-p8 and genetune-p8: evaluations pending at once
 
 DEFAULT_PROBLEMS = (
     [f"mixint/f{f:02d}/d10/i1" for f in (1, 3, 6, 8, 10, 15, 20, 21)]
@@ -115,10 +117,11 @@ ALL_PROBLEMS = (
     + [f"mo/{m}" for m in bp.MO_NAMES]
 )
 
-PEERS = ("tpe", "tpe-uv", "tpe-mv", "tpe-b32", "random", "cmaes", "nsga2-optuna", "pymoo")
-TPE_FAMILY = ("tpe", "tpe-uv", "tpe-mv", "tpe-b32")
+PEERS = ("tpe", "tpe-p8", "tpe-uv", "tpe-mv", "tpe-b32", "random", "cmaes", "nsga2-optuna", "pymoo")
+TPE_FAMILY = ("tpe", "tpe-p8", "tpe-uv", "tpe-mv", "tpe-b32")
 LABELS = {
     "tpe": "Optuna TPE",
+    "tpe-p8": "TPE 8 in flight (constant liar)",
     "tpe-uv": "TPE univariate",
     "tpe-mv": "TPE multivariate",
     "tpe-b32": "TPE batch 32 (constant liar)",
@@ -220,8 +223,13 @@ def genetune_values(problem: bp.Problem, params: dict[str, Any]) -> bp.Values:
 
 
 def run_genetune(problem: bp.Problem, seed: int, budget: int, settings: dict[str, Any]) -> Trace:
+    """genetune's defaults, one evaluation at a time (``ask(1)``/``tell``), or with ``in_flight``
+    evaluations pending: one is told at a time, in a shuffled (seeded) completion order, and the
+    free slot is refilled at once. ``schedule="generational"`` asks and tells whole generations."""
     from genetune import Engine, SearchConfiguration
 
+    settings = dict(settings)
+    in_flight = int(settings.pop("in_flight", 1))
     m = problem.num_objectives
     extra = {"num_objectives": m} if m > 1 else {}
     pool = SearchConfiguration(generations=1, seed=seed, **extra, **settings).pool_size
@@ -231,16 +239,33 @@ def run_genetune(problem: bp.Problem, seed: int, budget: int, settings: dict[str
     t0 = time.perf_counter()
     engine = Engine(genetune_space(problem), config)
     trace.opt_s += time.perf_counter() - t0
-    while not engine.done and not trace.full:
+    if config.schedule == "generational":
+        while not engine.done and not trace.full:
+            t0 = time.perf_counter()
+            cands = engine.ask()
+            trace.opt_s += time.perf_counter() - t0
+            if not cands:
+                break
+            start = len(trace.values)
+            scores = [trace.evaluate(genetune_values(problem, c.params)) for c in cands]
+            t0 = time.perf_counter()
+            engine.tell([c.id for c in cands], scores)
+            trace.opt_s += time.perf_counter() - t0
+            trace.fix_times(start)
+        return trace
+    rng = random.Random(seed)
+    pending: list[Any] = []
+    while not trace.full:
         t0 = time.perf_counter()
-        cands = engine.ask()
+        pending += engine.ask(min(in_flight - len(pending), budget - len(trace.values) - len(pending)))
         trace.opt_s += time.perf_counter() - t0
-        if not cands:
+        if not pending:
             break
+        done = pending.pop(rng.randrange(len(pending)))
         start = len(trace.values)
-        scores = [trace.evaluate(genetune_values(problem, c.params)) for c in cands]
+        y = trace.evaluate(genetune_values(problem, done.params))
         t0 = time.perf_counter()
-        engine.tell([c.id for c in cands], scores)
+        engine.tell([done.id], [y])
         trace.opt_s += time.perf_counter() - t0
         trace.fix_times(start)
     return trace
@@ -276,7 +301,7 @@ def optuna_sampler(method: str, seed: int) -> Any:
         return s.TPESampler(seed=seed, multivariate=False)
     if method == "tpe-mv":
         return s.TPESampler(seed=seed, multivariate=True)
-    if method == "tpe-b32":
+    if method in ("tpe-b32", "tpe-p8"):
         return s.TPESampler(seed=seed, constant_liar=True)
     if method == "random":
         return s.RandomSampler(seed=seed)
@@ -298,6 +323,25 @@ def run_optuna(method: str, problem: bp.Problem, seed: int, budget: int) -> Trac
     study = optuna.create_study(directions=["minimize"] * m, sampler=optuna_sampler(method, seed))
     trace.opt_s += time.perf_counter() - t0
     batch = BATCH if method == "tpe-b32" else 1
+    if method == "tpe-p8":
+        # 8 in flight: one is told at a time in a shuffled (seeded) completion order, and the
+        # free slot is refilled at once; constant_liar keeps the pending ones apart.
+        rng = random.Random(seed)
+        flight: list[tuple[Any, bp.Values]] = []
+        while not trace.full:
+            t0 = time.perf_counter()
+            while len(flight) < IN_FLIGHT and len(trace.values) + len(flight) < budget:
+                trial = study.ask()
+                flight.append((trial, optuna_suggest(trial, problem)))
+            trace.opt_s += time.perf_counter() - t0
+            trial, v = flight.pop(rng.randrange(len(flight)))
+            start = len(trace.values)
+            y = [penalty(problem) if not math.isfinite(x) else x for x in trace.evaluate(v)]
+            t0 = time.perf_counter()
+            study.tell(trial, y if m > 1 else y[0])
+            trace.opt_s += time.perf_counter() - t0
+            trace.fix_times(start)
+        return trace
     while not trace.full:
         n = min(batch, budget - len(trace.values))
         t0 = time.perf_counter()
@@ -430,6 +474,8 @@ def parse_settings(spec: str) -> dict[str, Any]:
 def genetune_label(settings: dict[str, Any]) -> str:
     if not settings:
         return "genetune"
+    if settings == {"in_flight": IN_FLIGHT}:
+        return "genetune-p8"
     if list(settings) == ["engine"]:
         return f"genetune engine={settings['engine']}"
     return "genetune tuned: " + ", ".join(f"{k}={v}" for k, v in settings.items())
@@ -444,8 +490,9 @@ def genetune_accepts(settings_json: str | None, key: str) -> bool:
 
     m = 3 if key == "mo/dtlz2" else 2 if key.startswith("mo/") else 1
     extra = {"num_objectives": m} if m > 1 else {}
+    fields = {k: v for k, v in json.loads(settings_json).items() if k != "in_flight"}
     try:
-        SearchConfiguration(generations=1, **extra, **json.loads(settings_json))
+        SearchConfiguration(generations=1, **extra, **fields)
     except Exception:  # noqa: BLE001 - pydantic's ValidationError or a ValueError
         return False
     return True
@@ -673,7 +720,7 @@ def build_tasks(args: argparse.Namespace, methods: list[str], settings: dict[str
                     if marks:
                         tasks.append((key, method, seed, max(marks), marks, "{}"))
     # Longest first, so the two workers finish together.
-    cost = {"tpe": 30.0, "tpe-uv": 30.0, "tpe-mv": 10.0, "tpe-b32": 25.0, "nsga2-optuna": 3.0, "cmaes": 3.0, "random": 1.0}
+    cost = {"tpe": 30.0, "tpe-p8": 30.0, "tpe-uv": 30.0, "tpe-mv": 10.0, "tpe-b32": 25.0, "nsga2-optuna": 3.0, "cmaes": 3.0, "random": 1.0}
     tasks.sort(key=lambda t: -cost.get(t[1], 0.05) * t[3] * (2 if "/d20/" in t[0] else 1))
     return tasks
 
@@ -685,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 6)")
     ap.add_argument("--budgets", default=None, help="single-objective budgets (default 50,100,400,2000)")
     ap.add_argument("--mo-budgets", default=None, help="multi-objective budgets (default 200,500)")
-    ap.add_argument("--methods", default="genetune," + ",".join(PEERS), help="genetune and peers: " + ",".join(PEERS))
+    ap.add_argument("--methods", default="genetune,genetune-p8," + ",".join(PEERS), help="genetune and peers: " + ",".join(PEERS))
     ap.add_argument("--tpe-max-budget", type=int, default=400, help="largest budget tpe and tpe-b32 run to (default 400)")
     ap.add_argument("--tpe-variant-max-budget", type=int, default=100, help="largest budget tpe-uv runs to (default 100)")
     ap.add_argument("--engine", default=None, help="adds a genetune row with this engine (ga, nsga2, nsga3, auto, ...)")
@@ -716,6 +763,7 @@ def main(argv: list[str] | None = None) -> int:
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     settings: dict[str, str] = {m: "{}" for m in methods if m == "genetune"}
+    settings.update({m: json.dumps({"in_flight": IN_FLIGHT}) for m in methods if m == "genetune-p8"})
     variants: list[dict[str, Any]] = []
     if args.engine or args.set:
         v = parse_settings(",".join(args.set))
@@ -751,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
             from genetune import SearchConfiguration
 
             try:
-                SearchConfiguration(generations=1, **json.loads(settings[m]))
+                SearchConfiguration(generations=1, **{k: v for k, v in json.loads(settings[m]).items() if k != "in_flight"})
             except Exception as err:  # noqa: BLE001
                 ap.error(f"{m}: SearchConfiguration rejects {settings[m]} for every problem: {err}")
     print(

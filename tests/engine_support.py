@@ -36,11 +36,13 @@ def random_scorer(seed: int, num_objectives: int = 1) -> ScoreFn:
 
 
 def run_generations(engine: gt.Engine, score: ScoreFn, max_generations: int | None = None) -> list[list[gt.Candidate]]:
-    """Runs the ask/tell loop (all candidates asked and told at once) until the engine is done or
-    ``max_generations`` generations ran; returns the candidates of each generation."""
+    """Runs the ask/tell loop (``pool_size`` candidates asked, then told at once) until the engine is
+    done or ``max_generations`` rounds ran; returns the candidates of each round."""
     out: list[list[gt.Candidate]] = []
     while not engine.done and (max_generations is None or len(out) < max_generations):
         cands = engine.ask()
+        if not cands and engine.done:
+            break  # steady: the ask found the space exhausted
         assert cands, "a running engine must have candidates to ask"
         engine.tell([c.id for c in cands], score(cands))
         out.append(cands)

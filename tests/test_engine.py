@@ -91,8 +91,9 @@ def test_loop_runs_the_configured_generations_then_is_done() -> None:
 
 
 def test_ask_returns_empty_once_everything_is_asked() -> None:
-    a = gt.Engine(SPACE, config(pool_size=10), seed=2)
-    b = gt.Engine(SPACE, config(pool_size=10), seed=2)
+    # Generational: the rest of the generation waits for its results (tests/test_engine_schedules.py: steady).
+    a = gt.Engine(SPACE, config(pool_size=10, schedule="generational"), seed=2)
+    b = gt.Engine(SPACE, config(pool_size=10, schedule="generational"), seed=2)
     full = a.ask()
     assert len(full) == 10
     assert a.ask() == [] and a.ask(3) == []
@@ -106,7 +107,8 @@ def test_ask_returns_empty_once_everything_is_asked() -> None:
 
 
 def test_tell_in_any_order_and_any_number_of_calls_gives_the_same_next_generation() -> None:
-    cfg = config(generations=6, pool_size=16)
+    # Generational: a generation is bred once all of it is told, so how it was told does not matter.
+    cfg = config(generations=6, pool_size=16, schedule="generational")
     a, b, c = (gt.Engine(SPACE, cfg, seed=5) for _ in range(3))
     for _ in range(6):
         ca, cb = a.ask(), b.ask()
@@ -366,7 +368,8 @@ def test_multi_objective_invalid_rows() -> None:
 
 
 def test_bad_tells_raise_tell_error_and_record_nothing() -> None:
-    cfg = config(generations=4, pool_size=8)
+    # Generational, so the twin told everything at once ends up in the same state.
+    cfg = config(generations=4, pool_size=8, schedule="generational")
     engine = gt.Engine(SPACE, cfg, seed=21)
     twin = gt.Engine(SPACE, cfg, seed=21)
     asked = engine.ask(6)
@@ -419,8 +422,9 @@ def test_bad_tells_raise_tell_error_and_record_nothing() -> None:
         fresh.tell([old_ids[0]], [1.0])
 
 
-def test_tell_error_messages_are_specific() -> None:
-    engine = gt.Engine(SPACE, config(pool_size=8), seed=1)
+@pytest.mark.parametrize("schedule", ["generational", "steady"])
+def test_tell_error_messages_are_specific(schedule: str) -> None:
+    engine = gt.Engine(SPACE, config(pool_size=8, schedule=schedule), seed=1)
     asked = engine.ask(4)
     with pytest.raises(gt.TellError, match=r"(?i)shape"):
         engine.tell([asked[0].id, asked[1].id], [1.0])
@@ -428,7 +432,7 @@ def test_tell_error_messages_are_specific() -> None:
         engine.tell([asked[-1].id + 1], [1.0])
     with pytest.raises(gt.TellError, match=r"(?i)already told"):
         engine.tell([asked[0].id, asked[0].id], [1.0, 1.0])
-    with pytest.raises(gt.TellError, match=r"(?i)not in the current generation|unknown"):
+    with pytest.raises(gt.TellError, match=r"(?i)not in the current generation|not asked"):
         engine.tell([10**6], [1.0])
 
 
@@ -530,7 +534,7 @@ def _restorers() -> list[Any]:
 
 @pytest.mark.parametrize("restore", _restorers(), ids=["pickle", "pickle-highest", "bytes", "bytearray-copy"])
 def test_restored_engine_continues_the_identical_stream(restore: Any) -> None:
-    cfg = config(generations=8, pool_size=14)
+    cfg = config(generations=8, pool_size=14, schedule="generational")
     engine = gt.Engine(SPACE, cfg, seed=77)
     _advance(engine, 2, asked=9, told=[0, 3, 4])
     restored = restore(engine)

@@ -213,6 +213,7 @@ class SearchConfiguration(BaseModel):
         """The configuration the Rust engine takes."""
         assert self.pool_size is not None and self.cull_size is not None and self.directions is not None
         return {
+            "schedule": str(self.schedule),
             "generations": self.generations,
             "pool_size": self.pool_size,
             "cull_size": self.cull_size,

@@ -81,13 +81,19 @@ def _count(n: int | None) -> int | None:
 class Engine:
     """A seeded ask/tell genetic search over a genetune search space.
 
-    ``ask()`` hands out the candidates of the current generation (each with ``.id`` and
-    ``.params``, shaped as the objective receives them); ``tell(ids, scores)`` records their
-    scores, in any order and any number of calls; once every candidate of a generation is told,
-    the next one is bred. No candidate is ever proposed twice. ``ask_array()``/``tell`` with
-    numpy arrays skip building Python dicts.
+    ``ask(n)`` hands out candidates (each with ``.id`` and ``.params``, shaped as the objective
+    receives them); ``tell(ids, scores)`` records their scores, in any order and any number of
+    calls. No candidate is ever proposed twice. ``ask_array()``/``tell`` with numpy arrays skip
+    building Python dicts.
 
-    The same seed and the same told scores give the same candidates. An engine pickles (and
+    Under ``schedule="steady"`` (the default) ``ask(n)`` works at any time: it returns ``n`` new
+    candidates chosen with every result told so far, the pending ones (asked, not told) steering
+    it away from near-duplicates; fewer only once ``generations * pool_size`` candidates were
+    asked or the space is exhausted. ``generation`` counts cohorts of ``pool_size`` results.
+    Under ``schedule="generational"`` ``ask()`` hands out the current generation and the next
+    one is bred once every candidate of it is told (``ask`` returns ``[]`` until then).
+
+    The same seed and the same sequence of asks and tells give the same candidates. An engine pickles (and
     ``Engine.from_bytes(engine.to_bytes())`` round-trips) with its RNG, so a restored engine
     continues the identical stream.
 
@@ -126,7 +132,10 @@ class Engine:
             plan.prior_scores(config.num_objectives) if plan.priors else None,
         )
         self._init(core, config, search_space, predicates)
-        self._screen()  # a callable no candidate satisfies fails here, not at the first ask
+        if predicates:
+            # A callable no candidate satisfies fails here, not at the first ask.
+            core.propose(1)
+            self._screen()
 
     def _init(self, core: CoreEngine, config: SearchConfiguration, search_space: Any, predicates: list[Callable[[Any], Any]]) -> None:
         self._core = core
@@ -136,9 +145,10 @@ class Engine:
         self._exhaustion_reported = False
 
     def _screen(self) -> None:
-        """Callable constraints judge the not-yet-asked candidates of the generation, all at once;
-        the engine repairs each rejected one (or drops it when no other is left) and the new ones
-        are judged in turn."""
+        """Callable constraints judge the not-yet-asked candidates (the rest of the generation, or
+        the steady schedule's proposed ones), all at once; the engine replaces each rejected one
+        (steady: with the model's next choice; generational: a repair or a fresh draw), or drops it
+        when no other is left, and the new ones are judged in turn."""
         if not self._predicates:
             return
         accepted = rejected = 0
@@ -163,10 +173,12 @@ class Engine:
     # ----- the loop ----------------------------------------------------------------------------
 
     def ask(self, n: int | None = None) -> list[Candidate]:
-        """Up to ``n`` (default: all remaining) not-yet-asked candidates of the current generation.
-        Empty once they are all out (tell them to get the next generation) or the search is done."""
-        self._screen()
-        candidates = self._core.ask(_count(n))
+        """Steady schedule: ``n`` new candidates chosen with every result so far (default:
+        ``pool_size`` minus the pending ones); fewer only at the end of the budget or of the space.
+        Generational: up to ``n`` (default: all remaining) not-yet-asked candidates of the current
+        generation; empty once they are all out (tell them to get the next generation)."""
+        n = self._prepare(_count(n))
+        candidates = self._core.ask(n)
         self._report_exhaustion()
         return candidates
 
@@ -174,10 +186,19 @@ class Engine:
         """Like :meth:`ask`, as ``(ids, X)``: one column of ``X`` per parameter, in
         :attr:`parameter_names` order: the value for ranges, the index for choices, 0 for
         literals, NaN when knocked out."""
-        self._screen()
-        ids, x = self._core.ask_array(_count(n))
+        n = self._prepare(_count(n))
+        ids, x = self._core.ask_array(n)
         self._report_exhaustion()
         return ids, x
+
+    def _prepare(self, n: int | None) -> int | None:
+        """Has the callable constraints judge the candidates the next ask hands out."""
+        if self._predicates and self._core.steady:
+            if n is None:
+                n = max(0, (self._config.pool_size or 0) - self._core.asked)
+            self._core.propose(n)
+        self._screen()
+        return n
 
     def tell(self, ids: ArrayLike, scores: ArrayLike) -> None:
         """Records ``scores`` (``(len(ids), num_objectives)``; NaN, inf or ``"*"`` = INVALID) for
@@ -192,7 +213,7 @@ class Engine:
         self._report_exhaustion()
 
     def pending(self) -> list[Candidate]:
-        """Candidates asked but not yet told (to re-run after a crash, say)."""
+        """Candidates asked but not yet told, in ask order (to re-run after a crash, say)."""
         return self._core.pending()
 
     def population(self) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
@@ -226,7 +247,8 @@ class Engine:
 
     @property
     def generation(self) -> int:
-        """Index of the generation being evaluated; the number of finished ones once done."""
+        """Steady: the cohort counter, results told // pool_size. Generational: the index of the
+        generation being evaluated (the number of finished ones once done)."""
         return self._core.generation
 
     @property
@@ -237,6 +259,11 @@ class Engine:
     def exhausted(self) -> bool:
         """True once the engine ran out of untried candidates."""
         return self._core.exhausted
+
+    @property
+    def schedule(self) -> str:
+        """``"steady"`` or ``"generational"`` (see :class:`SearchConfiguration`)."""
+        return "steady" if self._core.steady else "generational"
 
     @property
     def evaluations(self) -> int:
@@ -300,7 +327,7 @@ class Engine:
 
     def __repr__(self) -> str:
         return (
-            f"Engine(engine={self._config.engine!s}, generation={self.generation}/{self._config.generations}, "
+            f"Engine(engine={self._config.engine!s}, schedule={self.schedule}, generation={self.generation}/{self._config.generations}, "
             f"pool_size={self._config.pool_size}, seed={self.seed}, done={self.done})"
         )
 

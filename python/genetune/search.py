@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -45,6 +46,7 @@ from genetune.scores import Score
 from genetune.search_spaces import SearchSpace, compile_space, space_from_spec
 from genetune.settings import get_settings
 from genetune.steady import SteadyLoop, replay_schedule, told_rows
+from genetune.stopping import stop_on_signals, stop_requested
 from genetune.trackers import TrackerConfig, TrackerTypes, build_trackers
 from genetune.warm_start import WarmStart, plan_warm_start
 from genetune.workers import BaseWorker, RunOptions, WorkerTypes, make_worker, worker_from_reference, worker_reference
@@ -127,7 +129,8 @@ class Search:
         priors: dict[Any, Row] = {row["id"]: row for row in self.warm_start.prior_rows()}
         folder = self._new_run_folder(engine, list(priors.values()))
         self.run_folder = folder
-        return self._run(engine, folder, priors, options, _first_events(engine))
+        with stop_on_signals():  # SIGTERM stops it as Ctrl-C does
+            return self._run(engine, folder, priors, options, _first_events(engine))
 
     def _new_run_folder(self, engine: Engine, priors: list[Row]) -> Path:
         """The run folder, resumable from the moment it exists: made under a temporary name with
@@ -184,6 +187,7 @@ class Search:
         worker_type: WorkerTypes | str | type[BaseWorker] | BaseWorker | None = None,
         trackers: list[Any] | None = None,
         disable_progress_bar: bool | None = None,
+        constraints: Sequence[Constraint] | None = None,
         num_workers: int | None = None,
         task_timeout: float | None = None,
         **worker_kwargs: Any,
@@ -198,12 +202,22 @@ class Search:
         ``objective_function`` the objective pickled into the checkpoint is used. Passing
         ``search_space``/``search_config`` checks them against the checkpoint: a different one is
         refused with :class:`CheckpointMismatchError` unless ``allow_mismatch=True``.
+
+        **A run folder is code: resume only folders you trust.** ``checkpoint.json`` holds
+        cloudpickles of the objective, the worker, the trackers and the callable constraints;
+        loading one runs whatever its author put there. ``resume`` unpickles none that you pass:
+        give ``objective_function``, ``worker_type``, ``trackers`` (``[]`` for none) and the
+        callable ``constraints`` (the expression ones come back from the engine state, which is
+        data) and nothing from the folder is unpickled.
         """
         refuse_in_worker_bootstrap("Search.resume()")
         folder = find_run_folder(path)
         payload = read_checkpoint(folder)
         _check_matches(folder, payload, search_space, search_config, allow_mismatch)
-        functions = _saved_constraint_functions(folder, payload)
+        if constraints is not None:
+            functions = [c for c in checked_constraints(constraints) if not isinstance(c, str)]
+        else:
+            functions = _saved_constraint_functions(folder, payload)
         engine = Engine.from_bytes(decode_bytes(payload["engine"]), functions)
         search = cls(
             objective_function if objective_function is not None else _saved_objective(folder, payload),
@@ -223,7 +237,8 @@ class Search:
         finished: dict[Any, Row] = {row["id"]: row for row in EvaluationLog(folder).rows()}
         options = RunOptions.checked(num_workers, task_timeout, worker_kwargs)
         # A checkpoint without schedule_events was written by a generational loop (or before steady-state scheduling).
-        return search._run(engine, folder, finished, options, payload.get("schedule_events"))
+        with stop_on_signals():  # SIGTERM stops it as Ctrl-C does
+            return search._run(engine, folder, finished, options, payload.get("schedule_events"))
 
     # ----- the loop ----------------------------------------------------------------------------
 
@@ -434,11 +449,24 @@ class Search:
         run.rows.extend(rows)
 
     def _finish(self, run: _Run, reason: str, result: SearchResult | None) -> None:
-        """Closes files and the worker, saves ``results.csv`` and reports the end to the trackers."""
+        """Closes files and the worker, saves ``results.csv`` and reports the end to the trackers.
+        When an error stops the search (a full disk, say), that error is the one raised: a
+        later failure here is a warning."""
+        first_error = sys.exc_info()[1]
+        if reason == "error" and stop_requested():  # stopped by a signal, seen from another thread
+            reason = "stopped"
         run.recorder.close_files()
         self.worker.close()
-        final = result if result is not None else (self._result(run.rows) if run.rows else None)
-        result_csv = final.save(run.folder / "results.csv") if final is not None else None
+        # Stopped or failed: every evaluation the log holds, the unfinished generation's too.
+        logged = list(EvaluationLog(run.folder).rows()) if result is None else []
+        final = result if result is not None else (self._result(logged) if logged else None)
+        try:
+            result_csv = final.save(run.folder / "results.csv") if final is not None else None
+        except Exception as err:
+            if first_error is None:
+                raise
+            warnings.warn(f"{run.folder / 'results.csv'} not written ({type(err).__name__}: {err})", UserWarning, stacklevel=3)
+            result_csv = None
         config = run.engine.config
         stats = run.recorder.stats
         summary = {

@@ -2,6 +2,10 @@
 (`IsolatedWorker`). A timeout kills the process running the evaluation, so a hung C call stops
 too; a crashed process makes its candidate INVALID (``crashed: exit code N``).
 
+Every pool process leads a process group of its own (:mod:`genetune.workers.process_groups`):
+the processes an objective starts die with it when it times out or crashes, when a fresh
+process ends (``IsolatedWorker``) and when the pool closes.
+
 A two-phase objective (``build``/``measure``) is built on every free process of the pool and
 measured one candidate at a time; the built artifact travels from the building process to the
 measuring one, so it must pickle (a path, say). ``task_timeout`` bounds the build and the
@@ -11,7 +15,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -19,6 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pebble import ProcessExpired, ProcessPool
@@ -30,6 +37,7 @@ from genetune.scores import Score
 from genetune.settings import get_settings
 from genetune.shipping import pack, unpack
 from genetune.workers.base import BatchWorker, Candidates, EvaluationSlots, RunOptions
+from genetune.workers.process_groups import kill_group, lead_own_group
 
 __all__ = ["UNGUARDED_MAIN_HINT", "IsoMultiProcessWorker", "IsolatedWorker", "MultiProcessWorker", "refuse_in_worker_bootstrap"]
 
@@ -69,6 +77,13 @@ def broken_pool_error(err: BrokenProcessPool, method: str) -> RuntimeError:
             f"{UNGUARDED_MAIN_HINT}; or use worker_type=\"sequential\" / start_method=\"fork\""
         )
     return RuntimeError(f"the process workers died while starting ({err}); their output above says why")
+
+
+def _register_and_lead(folder: str) -> None:
+    """A pool process's initializer: leads its own process group and names itself in ``folder``
+    (so the parent can kill what it leaves when it is gone)."""
+    lead_own_group()
+    Path(folder, str(os.getpid())).touch()
 
 
 def _evaluate_pickled(token: str, blob: bytes, param_id: int | str, params: Any, num_objectives: int, worker: str) -> Score:
@@ -114,6 +129,8 @@ class MultiProcessWorker(BatchWorker):
         self._start_method = start_method
         self._pool: ProcessPool | None = None
         self._pool_size = 0
+        #: Where the pool's processes name themselves (one empty file per pid).
+        self._groups: str | None = None
 
     def _ensure_pool(self, num_workers: int) -> ProcessPool:
         if self._pool is None or self._pool_size != num_workers:
@@ -123,9 +140,32 @@ class MultiProcessWorker(BatchWorker):
             if method == "forkserver":
                 # Forked children then start with genetune already imported (≈ms, not ≈1 s).
                 context.set_forkserver_preload(["genetune.workers.process"])
-            self._pool = ProcessPool(max_workers=num_workers, max_tasks=self.tasks_per_process, context=context)
+            self._groups = tempfile.mkdtemp(prefix="genetune-pool-")
+            self._pool = ProcessPool(
+                max_workers=num_workers,
+                max_tasks=self.tasks_per_process,
+                context=context,
+                initializer=_register_and_lead,
+                initargs=(self._groups,),
+            )
             self._pool_size = num_workers
         return self._pool
+
+    def _kill_leftovers(self) -> None:
+        """Kills what is left of the process groups of the pool processes that are gone (timed
+        out, crashed, done with their tasks). Only once no process holds the pid: the group's id
+        is then that pid, and the kernel gives it to no new process while the group has members."""
+        if self._groups is None:
+            return
+        for entry in os.scandir(self._groups):
+            pid = int(entry.name)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                kill_group(pid)
+                os.unlink(entry.path)
+            except PermissionError:  # another user's process has the pid: ours is long gone
+                os.unlink(entry.path)
 
     def evaluate(self, function: Callable[[Any], Any], candidates: Candidates, num_objectives: int, options: RunOptions) -> list[Score]:
         timeout = options.task_timeout
@@ -143,6 +183,8 @@ class MultiProcessWorker(BatchWorker):
             for future in done:
                 param_id, params, started = pending.pop(future)
                 scores.append(options.report(self._outcome(future, param_id, params, num_objectives, started, timeout)))
+            if self.tasks_per_process:
+                self._kill_leftovers()
         return scores
 
     def _evaluate_two_phase(
@@ -197,21 +239,28 @@ class MultiProcessWorker(BatchWorker):
             return future.result()
         except FutureTimeout:
             assert timeout is not None
+            self._kill_leftovers()
             return invalid_score(param_id, params, num_objectives, timeout_reason(timeout), elapsed, worker=self.name)
         except ProcessExpired as err:
+            kill_group(err.pid)
+            self._kill_leftovers()
             return invalid_score(param_id, params, num_objectives, crash_reason(err.exitcode), elapsed, worker=self.name)
         except BrokenProcessPool as err:  # no process could start: no candidate can be evaluated
             raise broken_pool_error(err, self._start_method or get_settings().process_start_method) from None  # the cause is in the message
 
     def __getstate__(self) -> dict[str, Any]:
         # A live pool stays with its process; a restored worker starts its own.
-        return {**self.__dict__, "_pool": None, "_pool_size": 0}
+        return {**self.__dict__, "_pool": None, "_pool_size": 0, "_groups": None}
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.stop()  # type: ignore[no-untyped-call]
+            self._pool.stop()  # type: ignore[no-untyped-call]  # SIGTERM: each process kills its group
             self._pool.join()
             self._pool = None
+        if self._groups is not None:
+            self._kill_leftovers()  # also of those that ignored SIGTERM (a hung C call)
+            shutil.rmtree(self._groups, ignore_errors=True)
+            self._groups = None
 
 
 class _PoolSlots(EvaluationSlots):
@@ -273,6 +322,8 @@ class _PoolSlots(EvaluationSlots):
                     state.ready.append((param_id, params, outcome))
                 else:
                     scores.append(outcome)
+            if self._worker.tasks_per_process:
+                self._worker._kill_leftovers()  # what the processes that ended left running
             if self._two_phase:
                 self._schedule()
             if scores or (deadline is not None and time.perf_counter() >= deadline):

@@ -1,5 +1,6 @@
 //! Runs a ZDT1/DTLZ2 search with the objective inlined, for profiling (`perf record`).
 //! Usage: cargo run --release --example profile_generation -- [nsga2|nsga3|ga] N n G
+use genetune_core::config::Schedule;
 use genetune_core::{Algorithm, Direction, Engine, EngineConfig};
 use std::time::Instant;
 
@@ -23,6 +24,7 @@ fn main() {
         .collect();
     let space = format!(r#"{{"dict":[{}]}}"#, items.join(","));
     let config = EngineConfig {
+        schedule: Schedule::Generational,
         generations: gens,
         pool_size: pool,
         cull_size: (pool * 3 / 4) & !1,

@@ -19,9 +19,23 @@ pub enum Algorithm {
     Nsga3,
 }
 
+/// When candidates are chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// A whole generation is handed out; the next is bred once all of it is told.
+    #[default]
+    Generational,
+    /// Every ask chooses its candidates with every result told so far.
+    Steady,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineConfig {
+    /// The schedule (generational when absent: the engine before steady-state scheduling).
+    #[serde(default)]
+    pub schedule: Schedule,
     pub generations: u32,
     pub pool_size: usize,
     /// Size of the mating pool: the best `cull_size` survivors breed the next generation.

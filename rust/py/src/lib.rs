@@ -326,10 +326,13 @@ impl PyCoreEngine {
         Self::wrap(py, inner)
     }
 
-    /// Up to `n` (default: all) not-yet-asked candidates of the current generation.
+    /// Generational: up to `n` (default: all) not-yet-asked candidates of the current
+    /// generation. Steady: `n` new candidates chosen with every result so far (default:
+    /// `pool_size` minus the pending ones).
     #[pyo3(signature = (n=None))]
     fn ask(&mut self, py: Python<'_>, n: Option<usize>) -> PyResult<Vec<Py<PyCandidate>>> {
-        let range = self.inner.ask(n);
+        let inner = &mut self.inner;
+        let range = detached(py, || Ok(inner.ask(n)))?;
         self.candidates(py, range)
     }
 
@@ -358,7 +361,17 @@ impl PyCoreEngine {
         Ok((ids.into_pyarray(py), x.into_pyarray(py)))
     }
 
-    /// Not-yet-asked candidates an outside constraint has not accepted yet, with their batch
+    /// Steady schedule: chooses up to `n` candidates (within the budget) for an outside
+    /// constraint to judge before `ask` hands them out; nothing under the generational one.
+    fn propose(&mut self, py: Python<'_>, n: usize) -> PyResult<()> {
+        let inner = &mut self.inner;
+        detached(py, || {
+            inner.propose(n);
+            Ok(())
+        })
+    }
+
+    /// Not-yet-asked candidates an outside constraint has not accepted yet, with their
     /// positions.
     fn unscreened(&self, py: Python<'_>) -> PyResult<(Vec<usize>, Vec<Py<PyCandidate>>)> {
         let positions = self.inner.unscreened();
@@ -472,6 +485,11 @@ impl PyCoreEngine {
     #[getter]
     fn evaluations(&self) -> u64 {
         self.inner.evaluations()
+    }
+    /// True under the steady schedule.
+    #[getter]
+    fn steady(&self) -> bool {
+        self.inner.steady()
     }
     #[getter]
     fn batch_size(&self) -> usize {
