@@ -365,3 +365,30 @@ def test_the_schedule_log_drops_a_torn_last_line_and_refuses_damage_in_the_middl
     path.write_text("\n".join([lines[0], "garbage", *lines[1:]]) + "\n")
     with pytest.raises(ValueError, match="line 2 is damaged"):
         ScheduleLog(tmp_path)
+
+
+# ----- the measuring plan: two phases, repeats ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("worker", "quiet"), [("native", False), ("native", True), ("dask", False)])
+def test_two_phase_objectives_build_on_free_slots_and_measure_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker: str, quiet: bool) -> None:
+    from noise_objectives import Phased, overlaps, read_phases
+
+    monkeypatch.setenv("GENETUNE_LOCK_FOLDER", str(tmp_path / "locks"))  # inherited by the worker processes
+    logs = tmp_path / "phases"
+    logs.mkdir()
+    config = cfg(generations=2, repeats=2, quiet_measurements=quiet)
+    worker_type: Any = gt.DaskWorker(n_workers=3) if worker == "dask" else worker
+    result = search(Phased(str(logs)), tmp_path, worker_type, config, space={"x": ss.range(0, 12), "y": ss.range(0, 7)}).start(num_workers=3)
+    df = result.get_results()
+    assert len(df) == 12 and (df["status"] == "valid").all()
+    assert all(len(m["measurements"]) == 2 for m in df["metadata"])  # repeats
+    phases = read_phases(str(logs))
+    builds = [p for p in phases if p["phase"] == "build"]
+    measures = [p for p in phases if p["phase"] == "measure"]
+    assert len(builds) == 12 and len(measures) == 24
+    assert overlaps(measures) == 0  # one measurement at a time on the host
+    if quiet:  # and never while building
+        assert not any(b["start"] < m["end"] - 1e-4 and m["start"] < b["end"] - 1e-4 for m in measures for b in builds)
+    else:
+        assert overlaps(builds) > 0  # builds fill the other slots
