@@ -117,7 +117,8 @@ def evaluate_on_cluster(
     scatter_threshold: int = SCATTER_THRESHOLD,
 ) -> list[Score]:
     """One Dask task per candidate, reported through ``options.report`` as each finishes; a
-    task whose workers keep dying (``KilledWorker``) is INVALID."""
+    task whose workers keep dying (``KilledWorker``) runs once more isolated in a child process
+    (only a candidate that kills its own process fails there), and is INVALID if that fails too."""
     shipped, token = ship(client, function, scatter_threshold)
     run_id = uuid.uuid4().hex[:12]
     keys = [f"genetune-{param_id}-{run_id}" for param_id, _ in candidates]
