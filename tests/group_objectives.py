@@ -51,3 +51,12 @@ def sleeps_then_scores(folder: str, params: dict[str, Any]) -> float:
     proc.kill()
     proc.wait()
     return score(params)
+
+
+def dies_or_scores(params: dict[str, Any]) -> float:
+    """x == 5 kills its process after 0.5 s (a segfaulting benchmark); others take 1 s."""
+    if params["x"] == 5:
+        time.sleep(0.5)
+        os._exit(3)
+    time.sleep(1.0)
+    return float(params["x"])

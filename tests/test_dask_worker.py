@@ -428,8 +428,9 @@ def test_a_gpu_worker_joining_mid_search_gets_its_own_baseline(tmp_path: Path) -
 @pytest.mark.slow
 def test_killed_worker_makes_the_candidate_invalid() -> None:
     """An objective that kills its Dask worker (fast path, no isolation): once Dask gives up
-    (KilledWorker, here at the first death) the candidate is INVALID instead of failing the run;
-    the nanny restarts the worker and the next evaluations go on."""
+    (KilledWorker, here at the first death) the candidate runs once more in a child process,
+    where its crash is its own (INVALID, ``crashed: exit code 3``); the nanny restarts the
+    worker and the next evaluations go on."""
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         worker = DaskWorker(n_workers=1)
         try:
@@ -437,7 +438,7 @@ def test_killed_worker_makes_the_candidate_invalid() -> None:
             fine = worker.run(obj.flaky, [{"x": 2}, {"x": 3}], [1, 2], 1)
         finally:
             worker.close()
-    assert crashed[0].reason.startswith("crashed: dask worker died running it 1 time(s)"), crashed[0].reason
+    assert crashed[0].reason == "crashed: exit code 3", crashed[0].reason
     assert sorted(s.score for s in fine) == [4.0, 9.0]
 
 
@@ -461,8 +462,25 @@ def test_killed_worker_makes_the_candidate_invalid_in_steady_slots() -> None:
         finally:
             worker.close()
     by_id = {s.param_id: s for s in scores}
-    assert by_id[0].reason.startswith("crashed: dask worker died running it 1 time(s)"), by_id[0].reason
+    # Run once more in a child process (as the batch path does): it alone fails, with its exit code.
+    assert by_id[0].reason == "crashed: exit code 3", by_id[0].reason
     assert (by_id[1].score, by_id[2].score) == (4.0, 9.0)
+
+
+@pytest.mark.slow
+def test_a_candidate_that_kills_its_worker_takes_no_other_down() -> None:
+    """Two candidates run at once on one Dask worker; one kills the worker: it alone is INVALID
+    with its reason, the other keeps its real score."""
+    import group_objectives as gobj
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        worker = DaskWorker(n_workers=1, threads_per_worker=2)
+        try:
+            scores = {s.param_id: s for s in worker.run(gobj.dies_or_scores, [{"x": 5}, {"x": 2}, {"x": 3}], [0, 1, 2], 1)}
+        finally:
+            worker.close()
+    assert scores[0].reason == "crashed: exit code 3", scores[0].reason
+    assert (scores[1].score, scores[1].reason, scores[2].score) == (2.0, "", 3.0)
 
 
 class WorkerKiller:

@@ -5,7 +5,6 @@ what was expected; the CLI prints them all and exits with status 2."""
 from __future__ import annotations
 
 import importlib.util
-import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -144,11 +143,3 @@ def check_demo_options(generations: int | None, pool_size: int | None, workers: 
         problems.append(f"--workers: should be at least 1, got {workers}")
     return problems
 
-
-def flow_parameter_names() -> list[str]:
-    """The names :class:`JobParameters` knows (for the test that compares them with the flow)."""
-    return list(JobParameters.model_fields)
-
-
-def signature_names(function: Callable[..., Any]) -> list[str]:
-    return list(inspect.signature(function).parameters)

@@ -46,7 +46,7 @@ from genetune.scores import Score
 from genetune.search_spaces import SearchSpace, compile_space, space_from_spec
 from genetune.settings import get_settings
 from genetune.steady import SteadyLoop, replay_schedule, told_rows
-from genetune.stopping import stop_on_signals, stop_requested
+from genetune.stopping import is_stop, stop_on_signals, stop_requested
 from genetune.trackers import TrackerConfig, TrackerTypes, build_trackers
 from genetune.warm_start import WarmStart, plan_warm_start
 from genetune.workers import BaseWorker, RunOptions, WorkerTypes, make_worker, worker_from_reference, worker_reference
@@ -453,7 +453,7 @@ class Search:
         When an error stops the search (a full disk, say), that error is the one raised: a
         later failure here is a warning."""
         first_error = sys.exc_info()[1]
-        if reason == "error" and stop_requested():  # stopped by a signal, seen from another thread
+        if reason == "error" and (stop_requested() or is_stop(first_error)):  # a signal, as Prefect or another thread saw it
             reason = "stopped"
         run.recorder.close_files()
         self.worker.close()

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["SearchStopped", "stop_on_signals", "stop_requested"]
+__all__ = ["SearchStopped", "is_stop", "stop_on_signals", "stop_requested"]
 
 
 class SearchStopped(KeyboardInterrupt):
@@ -30,6 +30,16 @@ def stop_requested() -> bool:
     """Whether a signal asked this process to stop (the search may run in another thread, where
     the stop arrives as some other exception: a flow run's thread cancelled, say)."""
     return bool(_state["stopping"])
+
+
+def is_stop(err: BaseException | None) -> bool:
+    """Whether ``err`` stops a search on a signal: Ctrl-C, :class:`SearchStopped`, or the
+    ``TerminationSignal`` Prefect's flow engine raises for a SIGTERM while it runs a flow."""
+    if err is None:
+        return stop_requested()
+    if isinstance(err, KeyboardInterrupt):
+        return True
+    return not isinstance(err, Exception) and getattr(err, "signal", None) in (signal.SIGTERM, signal.SIGINT)
 
 
 def _exit_now(signum: int) -> None:

@@ -4,6 +4,7 @@ resources they offer, a local cluster, and baselines pinned to each placement (h
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 import warnings
@@ -116,7 +117,8 @@ def evaluate_on_cluster(
     scatter_threshold: int = SCATTER_THRESHOLD,
 ) -> list[Score]:
     """One Dask task per candidate, reported through ``options.report`` as each finishes; a
-    task whose workers keep dying (``KilledWorker``) is INVALID."""
+    task whose workers keep dying (``KilledWorker``) runs once more isolated in a child process
+    (only a candidate that kills its own process fails there), and is INVALID if that fails too."""
     shipped, token = ship(client, function, scatter_threshold)
     run_id = uuid.uuid4().hex[:12]
     keys = [f"genetune-{param_id}-{run_id}" for param_id, _ in candidates]
@@ -135,17 +137,32 @@ def evaluate_on_cluster(
     submitted = time.perf_counter()
     pending = {key: (future, candidate) for key, future, candidate in zip(keys, futures, candidates, strict=True)}
     scores: list[Score] = []
+    isolated = dataclasses.replace(spec, isolate=True)
     try:
-        for future in as_completed([f for f, _ in pending.values()], loop=client.loop):  # type: ignore[no-untyped-call]
+        finished = as_completed([f for f, _ in pending.values()], loop=client.loop)  # type: ignore[no-untyped-call]
+        for future in finished:
             entry = pending.pop(str(future.key), None)
             if entry is None:  # never twice for one candidate
                 continue
+            param_id, params = entry[1]
             try:
                 score = future.result()
             except KilledWorker as err:
+                if not spec.isolate:
+                    # Its Dask workers died while it ran, maybe by another candidate's doing: run it
+                    # once more in a child process, where only a candidate that kills its process
+                    # fails (``crashed: exit code N``) and the others keep their real scores.
+                    key = f"genetune-{param_id}-{run_id}-isolated"
+                    again: Future[Score] = client.submit(
+                        evaluate_task, param_id, params, key=key, resources=dict(resources) if resources is not None else None,
+                        pure=False, shipped=shipped, token=token, spec=isolated,
+                    )
+                    pending[key] = (again, entry[1])
+                    finished.add(again)  # type: ignore[no-untyped-call]
+                    future.release()
+                    continue
                 last = getattr(getattr(err, "last_worker", None), "address", "?")
                 reason = f"crashed: dask worker died running it {err.allowed_failures + 1} time(s) (last on {last})"
-                param_id, params = entry[1]
                 score = invalid_score(param_id, params, spec.num_objectives, reason, time.perf_counter() - submitted, worker=spec.worker)
             future.release()
             scores.append(options.report(score))

@@ -4,6 +4,7 @@ the objective shipped once and the tasks' resource annotations (``{"GPU": 1}``) 
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import time
 import uuid
@@ -40,8 +41,9 @@ def cluster_capacity(client: Client, resources: Mapping[str, float] | None) -> i
 
 class ClusterSlots(EvaluationSlots):
     """Candidates as Dask tasks (``client.submit``, one key per candidate); each Score arrives
-    through the future's done callback. A task whose workers keep dying (``KilledWorker``) is
-    INVALID; a worker that dies once only moves its task elsewhere (Dask's own retry)."""
+    through the future's done callback. A worker that dies once only moves its task elsewhere
+    (Dask's own retry); a task whose workers keep dying (``KilledWorker``) runs once more in a
+    child process (as ``evaluate_on_cluster`` does), and is INVALID if that fails too."""
 
     def __init__(
         self,
@@ -55,6 +57,7 @@ class ClusterSlots(EvaluationSlots):
     ) -> None:
         self._client = client
         self._spec = spec
+        self._isolated = dataclasses.replace(spec, isolate=True)
         self._resources = dict(resources) if resources is not None else None
         self._fixed = fixed_capacity
         self._counted_at = time.perf_counter()
@@ -66,7 +69,9 @@ class ClusterSlots(EvaluationSlots):
         self._closed = False
 
     def submit(self, param_id: int | str, params: Any) -> None:
-        key = f"genetune-{param_id}-{self._run_id}"
+        self._submit(param_id, params, f"genetune-{param_id}-{self._run_id}", self._spec, time.perf_counter())
+
+    def _submit(self, param_id: int | str, params: Any, key: str, spec: TaskSpec, submitted: float) -> None:
         future: Future[Score] = self._client.submit(
             evaluate_task,
             param_id,
@@ -76,26 +81,30 @@ class ClusterSlots(EvaluationSlots):
             pure=False,
             shipped=self._shipped,
             token=self._token,
-            spec=self._spec,
+            spec=spec,
         )
-        self._pending[key] = (future, param_id, params, time.perf_counter())
+        self._pending[key] = (future, param_id, params, submitted)
         future.add_done_callback(self._done.put)  # type: ignore[no-untyped-call]
 
     def wait(self, timeout: float | None = None) -> list[Score]:
-        if not self._pending:
-            return []
-        try:
-            futures = [self._done.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while True:
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        while self._pending:
+            left = None if deadline is None else max(0.0, deadline - time.perf_counter())
             try:
-                futures.append(self._done.get_nowait())
+                futures = [self._done.get(timeout=left)]
             except queue.Empty:
-                break
-        scores = [score for future in futures if (score := self._collect(future)) is not None]
-        self._recount()
-        return scores
+                return []
+            while True:
+                try:
+                    futures.append(self._done.get_nowait())
+                except queue.Empty:
+                    break
+            scores = [score for future in futures if (score := self._collect(future)) is not None]
+            self._recount()
+            if scores or deadline is not None:
+                return scores
+            # Only re-runs came back (a task whose workers died, now isolated): wait on.
+        return []
 
     def _collect(self, future: Future[Score]) -> Score | None:
         entry = self._pending.pop(str(future.key), None)
@@ -105,6 +114,13 @@ class ClusterSlots(EvaluationSlots):
         try:
             score: Score = future.result()
         except KilledWorker as err:
+            if not self._spec.isolate:
+                # Its Dask workers died while it ran, maybe by another candidate's doing: run it
+                # once more in a child process, where only a candidate that kills its own process
+                # fails (``crashed: exit code N``) and the others keep their real scores.
+                future.release()  # type: ignore[no-untyped-call]
+                self._submit(param_id, params, f"genetune-{param_id}-{self._run_id}-isolated", self._isolated, submitted)
+                return None
             last = getattr(getattr(err, "last_worker", None), "address", "?")
             reason = f"crashed: dask worker died running it {err.allowed_failures + 1} time(s) (last on {last})"
             elapsed = time.perf_counter() - submitted

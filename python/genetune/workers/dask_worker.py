@@ -23,7 +23,10 @@ With ``task_timeout`` (or ``isolate=True``) every evaluation runs in a fresh chi
 the Dask worker, killed at the timeout (``timeout: killed after N s``), so a hung C call or a
 crash (``crashed: exit code N``) costs one candidate, never a Dask worker. Otherwise the
 objective runs in the Dask worker's thread (fastest). A Dask worker that dies loses nothing: Dask
-runs its tasks elsewhere; a task whose workers keep dying (``KilledWorker``) becomes INVALID
+runs its tasks elsewhere. A task whose workers keep dying (``KilledWorker``: an objective that
+kills its process, or a candidate that ran beside one) runs once more in a child process, where
+only the candidate that kills its process fails (``crashed: exit code N``) and the others keep
+their real scores; an isolated task that still loses its workers is INVALID
 (``crashed: dask worker died ...``).
 """
 
