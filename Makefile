@@ -20,7 +20,7 @@ $(STAMP): $(PY) pyproject.toml $(RUST_SOURCES)
 	source $(VENV)/bin/activate && maturin develop --release --extras test -q
 	touch $(STAMP)
 
-demo: install ## the main job: tune gcc flags for the bundled C kernels (Prefect flow, local Dask, MLflow in ./genetune-demo)
+demo: install ## the main job: tune the bundled C kernels' parameters and gcc flags together (Prefect flow, local Dask, MLflow in ./genetune-demo; DEMO_ARGS="--space flags": flags alone)
 	$(PY) -m genetune demo $(DEMO_ARGS)
 
 install: $(STAMP) ## create .venv, install dependencies, build the Rust extension (release)
@@ -60,7 +60,7 @@ bench-model: $(VENV)/.bench-installed ## the model-assisted engine's own cost vs
 bench-dask: $(STAMP) ## DaskWorker and the Prefect flow vs plain client.map: overhead and utilization
 	$(PY) benches/bench_dask.py $(BENCH_ARGS)
 
-bench-gcc: $(VENV)/.bench-installed ## the gcc job: genetune vs Optuna TPE vs random search at equal budgets
+bench-gcc: $(VENV)/.bench-installed ## the gcc job (kernel parameters + gcc flags; BENCH_ARGS="--space flags": flags alone): genetune vs Optuna TPE vs random search at equal budgets
 	$(PY) benches/bench_gcc.py $(BENCH_ARGS)
 
 bench-space-rules: $(STAMP) ## when= vs a flat encoding, warm start vs cold, and the cost of constraint checking (a minute)
