@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml
 STAMP := $(VENV)/.genetune-installed
 
-.PHONY: help demo install build test test-rust test-python bench bench-overhead bench-quality bench-budget bench-model bench-dask bench-gcc bench-space-rules bench-noise lint clean
+.PHONY: help demo install build test test-rust test-python bench bench-overhead bench-quality bench-budget bench-model bench-dask bench-gcc bench-space-rules bench-noise bench-kernel-tuner lint clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -69,6 +69,10 @@ bench-space-rules: $(STAMP) ## when= vs a flat encoding, warm start vs cold, and
 bench-noise: $(STAMP) ## noisy measurements: regret of plain vs remeasure_top vs racing (synthetic), then the gcc job's -O2 CV, concurrent vs two-phase
 	$(PY) benches/bench_noise.py $(BENCH_ARGS)
 	$(PY) benches/bench_noise.py --gcc --seeds 4
+
+bench-kernel-tuner: $(STAMP) ## genetune as a Kernel Tuner strategy vs its built-ins, simulation mode on recorded CPU-kernel caches (~40 min)
+	$(PY) -m pip install -q "kernel_tuner>=1.5,<2"
+	nice -n 10 $(PY) benches/bench_kernel_tuner.py $(BENCH_ARGS)
 
 lint: ## rustfmt, clippy
 	cargo fmt --all -- --check

@@ -1,12 +1,17 @@
 #!/usr/bin/env python
-"""gcc flag tuning at an equal evaluation budget: genetune against Optuna TPE and random search.
+"""The gcc job at an equal evaluation budget: genetune against Optuna TPE and random search.
 
 The bundled job (``genetune.jobs.gcc``): 3 self-checking C kernels (matmul, stencil, hashsort)
-compiled with a candidate's flags; the objective is the sum over kernels of the median run time
-(seconds, lower is better); a wrong checksum, failed compile, crash or timeout makes the candidate
-INVALID. Every method searches the same space (``load_space()``, the -march values this CPU cannot
-run removed) through the same ``GccObjective`` instance, evaluating one candidate at a time in this
-process (timings must not compete for the cores).
+compiled with a candidate's flags and kernel parameters (``-D`` macros); the objective is the sum
+over kernels of the median run time (seconds, lower is better); a wrong checksum, failed compile,
+crash or timeout makes the candidate INVALID. ``--space joint`` (default): the kernels' own
+parameters and the gcc flags together (``load_job_space("joint")``: ``kernel_space.yaml`` +
+``gcc_space.yaml``, with its constraints); ``--space flags``: the gcc flags alone. Every method
+searches the same space (the -march values this CPU cannot run removed) through the same
+``GccObjective`` instance, evaluating one candidate at a time in this process (timings must not
+compete for the cores). Every method evaluates the job's warm start first (the kernels' defaults
+at ``-O3`` and ``-O3 -march=native``; genetune's ``warm_start``, Optuna's ``enqueue_trial``),
+inside the budget.
 
 - genetune: ``Search(objective, space, search_config(space, G, P, s), worker_type="sequential")``
   with G x P = budget (default 5 x 12): the job's own configuration (the demo's) but
@@ -17,8 +22,12 @@ process (timings must not compete for the cores).
   ask/tell with the genetune space converted parameter by parameter: choice -> categorical; literal
   with knockout -> categorical [flag, None]; a knocked-out choice gets an extra None ("absent");
   range -> Int/FloatDistribution on the same grid, and a range with knockout is conditional on a
-  categorical ``<name>?present`` in [True, False]. None = the flag is not passed. Each Optuna run
-  also measures -O2 first (``objective({})``), outside the budget, like genetune's baseline.
+  categorical ``<name>?present`` in [True, False]. None = the flag is not passed. A parameter with
+  ``when=`` is suggested only while its condition holds (define-by-run, as genetune samples it).
+  A suggestion that breaks one of the space's constraints is told as INVALID_PENALTY_S without
+  being evaluated and does not count against the budget (genetune never proposes one). Each
+  Optuna run also measures -O2 first (``objective({})``), outside the budget, like genetune's
+  baseline.
 - INVALID candidates count against the budget for every method. Optuna is told a penalty value of
   1000 s (far above any valid time; TPE only ranks values) so that TPE learns to avoid them;
   ``--optuna-invalid fail`` tells it ``TrialState.FAIL`` instead (samplers then ignore the trial).
@@ -30,7 +39,8 @@ process (timings must not compete for the cores).
 
 Usage::
 
-    .venv/bin/python benches/bench_gcc.py                 # budget 60, 11 seeds, default size (~55 min on 2 cores)
+    .venv/bin/python benches/bench_gcc.py                 # joint space, budget 60, 11 seeds, default size (~55 min on 2 cores)
+    .venv/bin/python benches/bench_gcc.py --space flags   # the gcc flags alone
     .venv/bin/python benches/bench_gcc.py --quick         # smoke run: budget 24, 2 seeds, small size (~1 min)
     .venv/bin/python benches/bench_gcc.py --budget 120 --pool 12 --seeds 3 --repeats 3
     .venv/bin/python benches/bench_gcc.py --methods genetune,tpe --out benches/results/gcc.json
@@ -57,8 +67,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, environment, extension_id, fmt  # noqa: E402
 
 import genetune as gt  # noqa: E402
-from genetune.jobs.gcc import GccObjective, flags_from_params, load_space, measure_speedups, search_config  # noqa: E402
-from genetune.search_spaces import SearchSpace, compile_space  # noqa: E402
+from genetune.jobs.gcc import GccObjective, JobSpace, flags_from_params, load_job_space, measure_speedups, search_config  # noqa: E402
+from genetune.search_spaces import compile_space  # noqa: E402
 
 METHODS = ("genetune", "tpe", "random", "genetune_remeasured")
 #: The genetune rows the verdict compares with the peers.
@@ -121,16 +131,20 @@ def _finish(run: Run, candidates: list[Params]) -> Run:
 # ================================================================================================
 
 
-def run_genetune(objective: GccObjective, space: SearchSpace, seed: int, budget: int, pool: int, remeasured: bool = False) -> Run:
+def run_genetune(objective: GccObjective, job: JobSpace, seed: int, budget: int, pool: int, remeasured: bool = False) -> Run:
     # "genetune": the job's own (demo) configuration without its end-of-search re-measurement, so
     # every method's winner is its best single measurement, re-measured below alike. With
     # ``remeasured`` ("genetune_remeasured"): the job's defaults whole, whose winner is the best of
     # its remeasure_top candidates re-measured remeasure_repeats times (extra measurements, no
     # extra compiles, outside the budget of evaluations).
+    space = job.space
     config = search_config(space, budget // pool, pool, seed) if remeasured else search_config(space, budget // pool, pool, seed, remeasure_top=0)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="genetune-bench-gcc-") as cache:
-        search = gt.Search(objective, space, config, worker_type="sequential", disable_progress_bar=True, cache_folder=cache)
+        search = gt.Search(
+            objective, space, config, worker_type="sequential", disable_progress_bar=True, cache_folder=cache,
+            constraints=list(job.constraints), warm_start=job.warm_start(),
+        )
         result = search.start()
     wall = time.perf_counter() - t0
     df = result.df_results
@@ -157,15 +171,26 @@ def run_genetune(objective: GccObjective, space: SearchSpace, seed: int, budget:
 class OptunaSpace:
     """The genetune space as Optuna define-by-run suggestions (see the module docstring)."""
 
-    def __init__(self, space: SearchSpace) -> None:
-        spec = compile_space(space)
+    def __init__(self, job: JobSpace) -> None:
+        spec = compile_space(job.space)
         if set(spec) != {"dict"} or any(set(node) != {"param", "path"} for _, node in spec["dict"]):
             raise NotImplementedError("only flat {name: parameter} spaces are converted to Optuna")
         self.params: list[tuple[str, dict[str, Any]]] = [(name, node["param"]) for name, node in spec["dict"]]
+        self.job = job
+
+    @staticmethod
+    def _active(when: Any, params: Params) -> bool:
+        if when is None:
+            return True
+        if isinstance(when, str):
+            return when in params
+        return all(params.get(name) in values for name, values in when.items())
 
     def suggest(self, trial: Any) -> Params:
         params: Params = {}
         for name, p in self.params:
+            if not self._active(p.get("when"), params):
+                continue
             knockout = bool(p.get("knockout_prob"))
             value: Any
             if p["type"] == "choice":
@@ -182,6 +207,32 @@ class OptunaSpace:
                 params[name] = value
         return params
 
+    def feasible(self, params: Params) -> bool:
+        """Whether ``params`` meets the space's constraints (checked by genetune's engine)."""
+        if not self.job.constraints:
+            return True
+        try:
+            gt.Engine(self.job.space, {"generations": 1, "pool_size": 6, "seed": 0}, constraints=list(self.job.constraints), warm_start=[params])
+        except gt.SearchSpaceError as err:
+            if "violates the constraint" in str(err):
+                return False
+            raise
+        return True
+
+    def distributions(self, params: Params) -> dict[str, Any]:
+        """``enqueue_trial`` values for a genetune candidate (knocked-out ones as None / absent)."""
+        fixed: dict[str, Any] = {}
+        for name, p in self.params:
+            if not self._active(p.get("when"), params):
+                continue
+            if p["type"] == "range" and p.get("knockout_prob"):
+                fixed[f"{name}?present"] = name in params
+                if name in params:
+                    fixed[name] = params[name]
+            elif p["type"] != "literal" or p.get("knockout_prob"):
+                fixed[name] = params.get(name)
+        return fixed
+
     @staticmethod
     def _suggest_range(trial: Any, name: str, p: dict[str, Any]) -> int | float:
         start, end, step = p["start"], p["end"], p["step"]
@@ -193,21 +244,30 @@ class OptunaSpace:
         return float(trial.suggest_float(name, start, last, step=step))
 
 
-def run_optuna(method: str, objective: GccObjective, space: SearchSpace, seed: int, budget: int, invalid_mode: str) -> Run:
+def run_optuna(method: str, objective: GccObjective, job: JobSpace, seed: int, budget: int, invalid_mode: str) -> Run:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed) if method == "tpe" else optuna.samplers.RandomSampler(seed=seed)
-    converted = OptunaSpace(space)
+    converted = OptunaSpace(job)
     t0 = time.perf_counter()
     baseline = objective({})  # -O2, outside the budget (genetune's normalize=True baseline)
     eval_s = time.perf_counter() - t0
     run = Run(method, seed, baseline_s=baseline)
     study = optuna.create_study(direction="minimize", sampler=sampler)
+    for start in job.warm_start():
+        study.enqueue_trial(converted.distributions(start))
     candidates: list[Params] = []
-    for _ in range(budget):
+    infeasible = 0
+    while len(candidates) < budget:
         trial = study.ask()
         params = converted.suggest(trial)
+        if not converted.feasible(params):  # not evaluated, not counted: genetune never proposes one
+            infeasible += 1
+            if infeasible > 100 * budget:
+                raise RuntimeError(f"{method}: {infeasible} suggestions broke the space's constraints")
+            study.tell(trial, INVALID_PENALTY_S) if invalid_mode == "penalty" else study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            continue
         candidates.append(params)
         e0 = time.perf_counter()
         try:
@@ -439,6 +499,7 @@ def gcc_version() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=int, help="evaluations per run, a multiple of --pool (default 60; --quick 24)")
+    ap.add_argument("--space", default="joint", help="joint (kernel parameters + gcc flags, default), flags, or a space file")
     ap.add_argument("--pool", type=int, default=12, help="genetune pool_size; generations = budget / pool (default 12)")
     ap.add_argument("--seeds", type=int, help="seeds 0..K-1 (default 11: fewer cannot separate the methods; --quick 2)")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma list of " + ",".join(METHODS))
@@ -471,13 +532,15 @@ def main() -> None:
     out: Path = args.out or ROOT / "benches" / "results" / f"gcc-{stamp}.json"
 
     objective = GccObjective(size=args.size, repeats=args.repeats, warmup=args.warmup)
-    space = load_space()
+    job = load_job_space(args.space)
+    space = job.space
     env = environment(("genetune", "numpy", "scipy", "optuna"))
     env["gcc"] = gcc_version()
     settings = {
         "budget": args.budget, "pool": args.pool, "generations": args.budget // args.pool, "seeds": args.seeds,
         "methods": methods, "size": args.size, "repeats": args.repeats, "warmup": args.warmup, "rounds": args.rounds,
-        "optuna_invalid": args.optuna_invalid, "objective": repr(objective), "space": compile_space(space),
+        "optuna_invalid": args.optuna_invalid, "objective": repr(objective), "space_name": args.space,
+        "space": compile_space(space), "constraints": list(job.constraints), "warm_start": job.warm_start(),
     }
     print(f"# genetune gcc benchmark  {env['date']}  commit {env['commit']}  cpu {env['cpu']} x{env['nproc']}  "
           f"python {env['python']}  load {env['loadavg']}", flush=True)
@@ -487,14 +550,15 @@ def main() -> None:
           f"re-measure rounds {args.rounds}, Optuna INVALID = {args.optuna_invalid}", flush=True)
     march = space.get("march") if isinstance(space, dict) else None
     kept = getattr(march, "values", None)
-    print(f"# space: {len(settings['space']['dict'])} parameters; march values kept: {kept}", flush=True)
+    print(f"# space {args.space}: {len(settings['space']['dict'])} parameters, {len(job.constraints)} constraints; "
+          f"march values kept: {kept}", flush=True)
     objective({})  # warm-up, not counted: the -O2 reference checksums (cached per process) and the file cache
 
     runners: dict[str, Callable[[int], Run]] = {
-        "genetune": lambda s: run_genetune(objective, space, s, args.budget, args.pool),
-        "genetune_remeasured": lambda s: run_genetune(objective, space, s, args.budget, args.pool, remeasured=True),
-        "tpe": lambda s: run_optuna("tpe", objective, space, s, args.budget, args.optuna_invalid),
-        "random": lambda s: run_optuna("random", objective, space, s, args.budget, args.optuna_invalid),
+        "genetune": lambda s: run_genetune(objective, job, s, args.budget, args.pool),
+        "genetune_remeasured": lambda s: run_genetune(objective, job, s, args.budget, args.pool, remeasured=True),
+        "tpe": lambda s: run_optuna("tpe", objective, job, s, args.budget, args.optuna_invalid),
+        "random": lambda s: run_optuna("random", objective, job, s, args.budget, args.optuna_invalid),
     }
     t0 = time.perf_counter()
     runs: list[Run] = []

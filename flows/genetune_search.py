@@ -1,6 +1,7 @@
 """Deployable entry point of the ``genetune-search`` Prefect flow (``genetune.flows.genetune_search``).
 
-The flow runs a genetune search whose generations are chunked Prefect tasks on Dask. It needs a
+The flow runs a genetune search whose evaluations are Prefect task runs on Dask (one per
+candidate as slots free; chunks per generation with ``"schedule": "generational"``). It needs a
 Prefect API: start one with ``prefect server start --host 127.0.0.1`` and
 ``export PREFECT_API_URL=http://127.0.0.1:4200/api`` (every process below, Dask workers
 included, must see it; without it each Dask worker process starts its own ephemeral server).
@@ -60,5 +61,5 @@ if __name__ == "__main__":
         name=os.environ.get("GENETUNE_DEPLOYMENT", "genetune"),
         cron=cron,
         tags=["genetune"],
-        description="genetune search: chunked Prefect tasks on Dask",
+        description="genetune search: Prefect task runs on Dask",
     )

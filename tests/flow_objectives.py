@@ -54,3 +54,18 @@ def logging_quadratic(params: dict[str, Any]) -> float:
 
     logger.info(f"objective saw x={params['x']}")
     return quadratic(params)
+
+
+def timed_quadratic(params: dict[str, Any]) -> float:
+    """``quadratic``, taking 0.2 s, with its wall-clock interval as metrics (``t_start``, ``t_end``)."""
+    import genetune
+
+    genetune.log_metric("t_start", time.time())
+    time.sleep(0.2)
+    genetune.log_metric("t_end", time.time())
+    return quadratic(params)
+
+
+def wrong_return(params: dict[str, Any]) -> Any:
+    """Returns a string that is not the INVALID marker: the search must stop."""
+    return "oops"

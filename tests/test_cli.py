@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -108,3 +109,41 @@ def test_console_quiets_the_libraries_through_their_own_settings_and_keeps_yours
     assert verbose.stdout.strip() == str(
         {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": None, "DASK_LOGGING__DISTRIBUTED": None, "MLFLOW_LOGGING_LEVEL": "DEBUG"}
     )
+
+
+# ----- `genetune demo` options and the CLI's imports ------------------------------------------------
+
+PACKAGE = Path(__file__).resolve().parents[1] / "python" / "genetune"
+
+
+def test_demo_space_option_rejects_an_unknown_space_before_anything_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--space", "jiont"])
+    assert info.value.code == 2
+    assert "--space: 'jiont' is neither one of joint, flags nor an existing space file" in capsys.readouterr().err
+
+
+def _function_imports(path: Path) -> list[str]:
+    """The genetune modules a file imports inside functions."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.ImportFrom) and (inner.module or "").startswith("genetune"):
+                    found.append(f"{path.name}: {inner.module}")
+                elif isinstance(inner, ast.Import):
+                    found += [f"{path.name}: {a.name}" for a in inner.names if a.name.startswith("genetune")]
+    return found
+
+
+def test_imports_inside_functions_are_few_and_the_demo_does_not_import_the_cli() -> None:
+    """Each import of a genetune module inside a function keeps a heavy dependency (Prefect,
+    Dask, YAML) off an import path; the demo module does not import the CLI that imports it."""
+    files = sorted(PACKAGE.rglob("*.py"))
+    inside_cli = _function_imports(PACKAGE / "cli.py")
+    outside = [hit for f in files if f.name != "cli.py" for hit in _function_imports(f)]
+    assert len(inside_cli) <= 5, inside_cli
+    assert len(outside) <= 5, outside
+    demo = ast.parse((PACKAGE / "jobs" / "gcc" / "demo.py").read_text())
+    imported = {n.module for n in ast.walk(demo) if isinstance(n, ast.ImportFrom)} | {a.name for n in ast.walk(demo) if isinstance(n, ast.Import) for a in n.names}
+    assert "genetune.cli" not in imported and "genetune" not in imported

@@ -26,6 +26,7 @@ from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster  # n
 import genetune as gt  # noqa: E402
 from genetune.exceptions import ObjectiveReturnError  # noqa: E402
 from genetune.workers import worker_from_reference, worker_reference  # noqa: E402
+from genetune.workers.base import EvaluationSlots  # noqa: E402
 from genetune.workers.dask_worker import DaskWorker  # noqa: E402
 from tests_support import config as small_config  # noqa: E402
 from tests_support import free_port, table  # noqa: E402
@@ -49,6 +50,22 @@ def search(objective: Any, worker: Any, tmp: Path, cfg: gt.SearchConfiguration |
 
 def sequential_table(tmp: Path, cfg: gt.SearchConfiguration | None = None) -> list[tuple[Any, ...]]:
     return table(search(obj.quadratic, "sequential", tmp, cfg).start())
+
+
+def evaluated_right(result: gt.SearchResult, cfg: gt.SearchConfiguration | None = None, normalized: bool = False) -> bool:
+    """Every candidate of the budget evaluated once, each score (normalized per GPU: the
+    objective + 1) that of ``objectives.quadratic`` on its params. (With several slots the steady
+    schedule's candidates follow the order results arrive in, so they are not the sequential
+    worker's: the generational schedule's tests compare whole tables.)"""
+    cfg = cfg or config()
+    df = result.get_results()
+    df = df[df["status"] != "baseline"]
+    keys = df["params"].map(lambda p: json.dumps(p, sort_keys=True))
+    if normalized:
+        right = all(row.norm_score_1 == pytest.approx(obj.quadratic(row.params) + 1.0) for row in df.itertuples())
+    else:
+        right = all(row.score_1 == obj.quadratic(row.params) for row in df.itertuples())
+    return right and len(df) == cfg.generations * (cfg.pool_size or 0) and df["id"].is_unique and keys.is_unique
 
 
 def metadata(result: gt.SearchResult) -> list[dict[str, Any]]:
@@ -95,7 +112,9 @@ def worker_pids(address: str) -> set[int]:
 def test_local_cluster_matches_sequential(tmp_path: Path) -> None:
     worker = DaskWorker()
     result = search(obj.quadratic, worker, tmp_path).start(num_workers=2)
-    assert table(result) == sequential_table(tmp_path)
+    assert evaluated_right(result)
+    generational = search(obj.quadratic, worker, tmp_path, config(schedule="generational")).start(num_workers=2)
+    assert table(generational) == sequential_table(tmp_path)
     meta = metadata(result)
     assert len(meta) == 24
     for m in meta:
@@ -130,7 +149,7 @@ def test_gpu_resource_limits_each_worker_to_one_evaluation(gpu_cluster: SpecClus
     worker = DaskWorker(address=gpu_cluster.scheduler_address, resources={"GPU": 1})
     with pytest.warns(UserWarning, match="num_workers is ignored"):
         result = search(dobj.timed, worker, tmp_path).start(num_workers=8)
-    assert table(result) == sequential_table(tmp_path)
+    assert evaluated_right(result)
     meta = metadata(result)
     assert overlaps(meta) == dict.fromkeys({m["dask_worker"] for m in meta}, 0)
     # Both GPUs were used, each evaluation saw its worker's GPU.
@@ -168,7 +187,7 @@ def test_local_cluster_with_resources(tmp_path: Path) -> None:
         search(obj.quadratic, DaskWorker(n_workers=1, resources={"GPU": 1}), tmp_path, cfg).start()
     worker = DaskWorker(n_workers=1, resources={"GPU": 1}, cluster_kwargs={"resources": {"GPU": 1}})
     result = search(obj.quadratic, worker, tmp_path, cfg).start()
-    assert table(result) == sequential_table(tmp_path, cfg)
+    assert evaluated_right(result, cfg)
     assert worker.client is None
 
 
@@ -224,7 +243,7 @@ class ScatteringDaskWorker(DaskWorker):
 def test_scattered_objective_and_pickling(plain_cluster: LocalCluster, tmp_path: Path) -> None:
     address = plain_cluster.scheduler_address
     cfg = config(generations=2)
-    assert table(search(obj.quadratic, ScatteringDaskWorker(address=address), tmp_path, cfg).start()) == sequential_table(tmp_path, cfg)
+    assert evaluated_right(search(obj.quadratic, ScatteringDaskWorker(address=address), tmp_path, cfg).start(), cfg)
 
     # A worker holding a connection pickles (checkpoints do that) without it and reconnects.
     worker = DaskWorker(address=address, resources=None, threads_per_worker=2, isolate=True)
@@ -248,12 +267,6 @@ def test_scattered_objective_and_pickling(plain_cluster: LocalCluster, tmp_path:
 
 
 # ----- per-(host, GPU) baselines (normalize=True) ------------------------------------------------
-
-
-def normalized_rows(result: gt.SearchResult) -> list[tuple[Any, ...]]:
-    df = result.get_results()
-    df = df[df["status"] != "baseline"]
-    return [(g, i, json.dumps(p, sort_keys=True), n) for g, i, p, n in zip(df["generation"], df["id"], df["params"], df["norm_score_1"], strict=True)]
 
 
 def baselines(result: gt.SearchResult) -> dict[str, float]:
@@ -281,8 +294,7 @@ def test_baselines_per_gpu_normalize_each_result_by_its_own(gpu_cluster: SpecClu
     sequential = search(dobj.gpu_bound, "sequential", tmp_path, cfg).start()
     assert baselines(sequential) == {host: 1.0}  # one baseline (id "baseline"), used for every result
     assert list(sequential.get_results()["id"][:1]) == ["baseline"]
-    assert normalized_rows(result) == normalized_rows(sequential)
-    assert result.get_best_result()["id"] == sequential.get_best_result()["id"]  # type: ignore[index]
+    assert evaluated_right(result, cfg, normalized=True) and evaluated_right(sequential, cfg, normalized=True)
 
 
 class LateGpuWorker(DaskWorker):
@@ -322,8 +334,7 @@ def test_a_gpu_without_baseline_is_baselined_before_its_results_count(gpu_cluste
     assert late > order.index(f"baseline@{host}/gpu0")
     assert not any(r["metadata"].get("placement") == f"{host}/gpu1" for r in seen[:late] if r["status"] != "baseline")
     assert any(r["metadata"].get("placement") == f"{host}/gpu1" for r in seen[late:] if r["status"] != "baseline")
-    sequential = search(dobj.gpu_bound, "sequential", tmp_path, cfg).start()
-    assert normalized_rows(result) == normalized_rows(sequential)
+    assert evaluated_right(result, cfg, normalized=True)
 
 
 class DaskProcesses:
@@ -378,16 +389,24 @@ def test_a_gpu_worker_joining_mid_search_gets_its_own_baseline(tmp_path: Path) -
         dask_processes.worker(f"gpu-{i}", "--resources", "GPU=1", CUDA_VISIBLE_DEVICES=str(i))
 
     class JoinsAtGenerationOne(DaskWorker):
-        """GPU 2 joins as generation 1 is submitted: after that generation's baselines."""
+        """GPU 2 joins as the first candidate after generation 0's is submitted (one GPU: one
+        in flight, so every result of generation 0 is in by then)."""
 
-        calls = 0
+        def open_slots(self, *args: Any, **kwargs: Any) -> EvaluationSlots:
+            slots = super().open_slots(*args, **kwargs)
+            real = slots.submit
+            submitted = 0
 
-        def run(self, *args: Any, **kwargs: Any) -> list[gt.Score]:
-            self.calls += 1
-            if self.calls == 2:
-                gpu_worker(2)
-                dask_processes.wait_for_workers(2)
-            return super().run(*args, **kwargs)
+            def submit(param_id: int | str, params: Any) -> None:
+                nonlocal submitted
+                submitted += 1
+                if submitted == 13:
+                    gpu_worker(2)
+                    dask_processes.wait_for_workers(2)
+                real(param_id, params)
+
+            slots.submit = submit  # type: ignore[method-assign]
+            return slots
 
     with dask_processes:
         dask_processes.scheduler()
@@ -400,8 +419,7 @@ def test_a_gpu_worker_joining_mid_search_gets_its_own_baseline(tmp_path: Path) -
         gpu2 = df[[m["placement"] == f"{host}/gpu2" and s != "baseline" for m, s in zip(df["metadata"], df["status"], strict=True)]]
         assert len(gpu2) > 0 and min(gpu2["generation"]) >= 1  # joined as generation 1 was submitted
         assert all(s == "valid" for s in result.get_results()["status"] if s != "baseline")
-        sequential = search(dobj.gpu_bound, "sequential", tmp_path, cfg).start()
-        assert normalized_rows(result) == normalized_rows(sequential)
+        assert evaluated_right(result, cfg, normalized=True)
 
 
 # ----- crashes that kill Dask workers -------------------------------------------------------------
@@ -421,6 +439,30 @@ def test_killed_worker_makes_the_candidate_invalid() -> None:
             worker.close()
     assert crashed[0].reason.startswith("crashed: dask worker died running it 1 time(s)"), crashed[0].reason
     assert sorted(s.score for s in fine) == [4.0, 9.0]
+
+
+@pytest.mark.slow
+def test_killed_worker_makes_the_candidate_invalid_in_steady_slots() -> None:
+    """The same through the slots of the steady schedule: the other slot goes on meanwhile."""
+    from genetune.workers import RunOptions
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        worker = DaskWorker(n_workers=2)
+        try:
+            with worker.open_slots(obj.flaky, 1, RunOptions()) as slots:
+                assert slots.capacity == 2
+                slots.submit(0, {"x": 5})
+                slots.submit(1, {"x": 2})
+                scores = []
+                while slots.in_flight:
+                    scores += slots.wait()
+                    if len(scores) == 1:
+                        slots.submit(2, {"x": 3})
+        finally:
+            worker.close()
+    by_id = {s.param_id: s for s in scores}
+    assert by_id[0].reason.startswith("crashed: dask worker died running it 1 time(s)"), by_id[0].reason
+    assert (by_id[1].score, by_id[2].score) == (4.0, 9.0)
 
 
 class WorkerKiller:

@@ -39,9 +39,12 @@ from genetune.search_spaces import compile_space  # noqa: E402
 from genetune.trackers.prefect_tracker import PrefectTracker  # noqa: E402
 
 import flow_objectives as fobj  # noqa: E402
+import objectives as obj  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 CONFIG: dict[str, Any] = {"generations": 3, "pool_size": 8, "seed": 11}
+#: Today's loop: whole generations, bit for bit the sequential search's candidates.
+GENERATIONAL: dict[str, Any] = {**CONFIG, "schedule": "generational"}
 
 
 @pytest.fixture(scope="session")
@@ -164,16 +167,42 @@ def test_worker_outside_a_flow_is_refused() -> None:
         PrefectDaskWorker().run(fobj.quadratic, [{"x": 1}], [0], 1)
 
 
+def test_environment_fingerprint_reads_folder_names_and_matches_the_metadata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast fingerprint (folder names) lists exactly what importlib.metadata reads from
+    every distribution's metadata, and changes when a distribution is installed."""
+    import importlib.metadata
+    import re
+
+    from genetune.manifest import environment_fingerprint, installed_distributions
+
+    reference = {
+        (re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(), d.version) for d in importlib.metadata.distributions() if d.metadata["Name"]
+    }
+    assert installed_distributions() == reference
+    environment_fingerprint.cache_clear()
+    before = environment_fingerprint()
+    assert before["packages"] == len(reference)
+    (tmp_path / "Fake_Pkg-1.2.3.dist-info").mkdir()
+    (tmp_path / "old.egg-0.9-py3.11.egg-info").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert {("fake-pkg", "1.2.3"), ("old-egg", "0.9")} <= installed_distributions()
+    environment_fingerprint.cache_clear()
+    after = environment_fingerprint()
+    environment_fingerprint.cache_clear()
+    assert after["packages"] == before["packages"] + 2 and after["fingerprint"] != before["fingerprint"]
+
+
 # ----- the flow on Dask ---------------------------------------------------------------------------
 
 
 @pytest.mark.slow
 def test_flow_matches_sequential_with_artifacts_and_logs(prefect_api: None, gpu_cluster: LocalCluster, tmp_path: Path) -> None:
-    expected = gt.Search(fobj.quadratic, fobj.SPACE, CONFIG, worker_type="sequential", cache_folder=tmp_path / "seq", disable_progress_bar=True).start()
+    """schedule="generational": chunks of a generation, the sequential search's table exactly."""
+    expected = gt.Search(fobj.quadratic, fobj.SPACE, GENERATIONAL, worker_type="sequential", cache_folder=tmp_path / "seq", disable_progress_bar=True).start()
     flow_run_id, summary = run_flow(
         objective="flow_objectives:logging_quadratic",
         search_space=fobj.SPACE_FRIENDLY,
-        search_config=CONFIG,
+        search_config=GENERATIONAL,
         dask_address=gpu_cluster.scheduler_address,
         chunk_size=3,
         cache_folder=str(tmp_path / "flow"),
@@ -264,10 +293,8 @@ def test_flow_builds_on_every_slot_and_measures_alone_then_remeasures(prefect_ap
 @pytest.mark.slow
 def test_flow_normalizes_per_gpu(prefect_api: None, tmp_path: Path) -> None:
     """normalize=True in the flow on two (fake) GPUs of different speed: each GPU is baselined
-    once, pinned to it, and the normalized table equals the sequential worker's."""
+    once, pinned to it, and every result is normalized by its own GPU's baseline."""
     from distributed import Nanny, Scheduler, SpecCluster
-
-    import dask_objectives as dobj
 
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False, "dashboard_address": "127.0.0.1:0"}}
     workers = {
@@ -289,11 +316,10 @@ def test_flow_normalizes_per_gpu(prefect_api: None, tmp_path: Path) -> None:
     base = df[df["status"] == "baseline"]
     assert dict(zip(base["id"], base["score_1"], strict=True)) == {f"baseline@{host}/gpu0": 2.0, f"baseline@{host}/gpu1": 4.0}
     rows = df[df["status"] != "baseline"]
-    assert {m["placement"] for m in rows["metadata"]} == {f"{host}/gpu0", f"{host}/gpu1"}
-    expected = gt.Search(dobj.gpu_bound, fobj.SPACE, config, worker_type="sequential", cache_folder=tmp_path / "seq", disable_progress_bar=True).start()
-    seq = expected.get_results()
-    seq = seq[seq["status"] != "baseline"]
-    assert list(zip(rows["id"], rows["norm_score_1"], strict=True)) == list(zip(seq["id"], seq["norm_score_1"], strict=True))
+    assert len(rows) == 24 and {m["placement"] for m in rows["metadata"]} == {f"{host}/gpu0", f"{host}/gpu1"}
+    # gpu_bound is (quadratic + 1) x the GPU's speed: normalized by its own GPU's baseline, the speed cancels.
+    for record in rows.to_dict("records"):
+        assert record["norm_score_1"] == pytest.approx(obj.quadratic(record["params"]) + 1.0), record
 
 
 @pytest.mark.slow
@@ -370,6 +396,123 @@ def test_a_failed_chunk_makes_its_candidates_invalid(prefect_api: None, gpu_clus
     assert not by_id[0].failed and not by_id[1].failed
     for i in (2, 3):
         assert by_id[i].failed and by_id[i].reason.startswith("exception: chunk failed:"), by_id[i].reason
+
+
+def task_run_names(flow_run_id: Any, expected: int, timeout: float = 30.0) -> list[str]:
+    """The names of the flow run's task runs (recorded from events: polled until ``expected``)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deadline = time.monotonic() + timeout
+    names: list[str] = []
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        names = [r.name for r in runs]
+        if len(names) >= expected:
+            break
+        time.sleep(0.5)
+    return names
+
+
+@pytest.mark.slow
+def test_open_slots_keeps_the_gpus_busy_one_task_run_per_candidate(prefect_api: None, gpu_cluster: LocalCluster) -> None:
+    """``open_slots`` on the flow's DaskTaskRunner: one task run per candidate named by cohort,
+    never more in flight than the GPUs allow (one per worker: no overlap on a worker), a new
+    candidate as soon as a slot frees; timeouts, unloadable params, wrong returns and close."""
+    from prefect import flow
+    from prefect_dask import DaskTaskRunner
+
+    from genetune.exceptions import ObjectiveReturnError
+    from genetune.workers.base import RunOptions
+
+    rng = __import__("random").Random(5)
+    candidates = [
+        (i, {"x": rng.randint(-5, 5), "y": 0.05 * rng.randint(0, 20), "opt": {"level": rng.choice(["-O1", "-O2", "-O3"])}}) for i in range(10)
+    ]
+
+    @flow
+    def steady(address: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        with DaskTaskRunner(address=address) as runner:
+            assert PrefectDaskWorker(task_runner=runner).open_slots(fobj.quadratic, 1, RunOptions()).capacity == 4  # threads
+            worker = PrefectDaskWorker(task_runner=runner, resources={"GPU": 1})
+            with worker.open_slots(fobj.timed_quadratic, 1, RunOptions()) as slots:
+                out["capacity"] = slots.capacity
+                queue, scores, most = list(candidates), [], 0
+                while queue or slots.in_flight:
+                    while queue and slots.in_flight < slots.capacity:
+                        param_id, params = queue.pop(0)
+                        slots.cohort = param_id // 4
+                        slots.submit(param_id, params)
+                    most = max(most, slots.in_flight)
+                    scores += slots.wait(30)
+                out["scores"], out["most"] = scores, most
+            with worker.open_slots(fobj.fails_or_hangs, 1, RunOptions(task_timeout=1.0)) as slots:
+                for param_id, x in [(0, -1), (1, 4), (2, 1)]:
+                    slots.submit(param_id, {"x": x, "y": 0.3, "opt": {"level": "-O2"}})
+                ended: list[gt.Score] = []
+                while slots.in_flight:
+                    ended += slots.wait(30)
+                slots.submit(3, fobj.Unloadable())
+                ended += slots.wait(30)
+                out["failures"] = ended
+                slots.submit(4, {"x": 4, "y": 0.3, "opt": {"level": "-O2"}})  # hangs: closed while running
+            assert slots.in_flight == 0
+            with worker.open_slots(fobj.wrong_return, 1, RunOptions()) as slots:
+                slots.submit(0, {"x": 1})
+                with pytest.raises(ObjectiveReturnError, match="oops"):
+                    while True:
+                        slots.wait(30)
+        return out
+
+    state = steady(gpu_cluster.scheduler_address, return_state=True)
+    assert state.is_completed(), state.message
+    out = state.result()
+    assert out["capacity"] == 2 and out["most"] == 2  # one fake GPU on each of the 2 workers
+    scores: list[gt.Score] = out["scores"]
+    assert sorted(s.param_id for s in scores) == list(range(10))
+    for score in scores:
+        assert score.score == fobj.quadratic(dict(candidates)[score.param_id])
+        assert score.metadata["cohort"] == score.param_id // 4 and score.metadata["dask_worker"].startswith("tcp://127.0.0.1")
+    for worker_address in {s.metadata["dask_worker"] for s in scores}:
+        spans = sorted((s.metadata["metrics"]["t_start"], s.metadata["metrics"]["t_end"]) for s in scores if s.metadata["dask_worker"] == worker_address)
+        assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), spans  # GPU=1: one at a time
+    by_id = {s.param_id: s for s in out["failures"]}
+    assert "negative x" in by_id[0].reason and by_id[1].reason.startswith("timeout: killed after 1 s")
+    assert not by_id[2].failed and by_id[3].reason.startswith("exception: task failed:")
+    names = task_run_names(state.state_details.flow_run_id, 10 + 5 + 1 + 1)
+    assert {f"evaluate-g{i // 4}-{i}" for i in range(10)} <= set(names), names
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(gt.workers.BaseWorker, "open_slots"), reason="needs the steady-state loop of issue 19 (Search calling open_slots)")
+def test_flow_steady_runs_one_task_run_per_candidate_grouped_per_cohort(prefect_api: None, gpu_cluster: LocalCluster, tmp_path: Path) -> None:
+    """The default schedule through the flow: one task run per candidate named by its cohort,
+    the fake GPUs one evaluation each at a time, every result, the summary artifact."""
+    flow_run_id, summary = run_flow(
+        objective="flow_objectives:timed_quadratic",
+        search_space=fobj.SPACE_FRIENDLY,
+        search_config=CONFIG,
+        dask_address=gpu_cluster.scheduler_address,
+        resources={"GPU": 1},
+        cache_folder=str(tmp_path),
+    )
+    df = gt.SearchResult.from_csv(summary["result_csv"]).get_results()
+    assert len(df) == 24 and df["id"].is_unique
+    records = df.to_dict("records")
+    for r in records:
+        assert r["status"] == "valid" and r["score_1"] == fobj.quadratic(r["params"])
+    cohorts = {r["id"]: r["metadata"]["cohort"] for r in records}
+    assert set(cohorts.values()) == {0, 1, 2}  # results told // pool_size
+    for address in {r["metadata"]["dask_worker"] for r in records}:
+        spans = sorted((r["metadata"]["metrics"]["t_start"], r["metadata"]["metrics"]["t_end"]) for r in records if r["metadata"]["dask_worker"] == address)
+        assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), spans
+    names = task_run_names(flow_run_id, 24)
+    assert {f"evaluate-g{cohort}-{param_id}" for param_id, cohort in cohorts.items()} <= set(names), names
+    kinds = {a.key: a.type for a in artifacts(flow_run_id)}
+    assert kinds["genetune-summary"] == "markdown" and kinds["genetune-progress"] == "progress"
+    assert {f"genetune-generation-{g}" for g in range(3)} <= set(kinds)
 
 
 def _stop(proc: Any) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 import genetune as gt
 from genetune.evaluation import evaluate
-from genetune.jobs.gcc import GccObjective, flags_from_params
+from genetune.jobs.gcc import GccObjective, flags_from_params, kernel_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -78,6 +78,14 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
 
     report = json.loads((run_folder / "speedup.json").read_text())
     assert report["flags"] == flags_from_params(best["params"])
+    # The joint space by default: the winner's kernel parameters and gcc flags, named in one line.
+    assert report["kernel_params"] == kernel_params(best["params"]) and report["kernel_params"]["MM_ORDER"] in ("ikj", "ijk")
+    assert f"best parameters : {' '.join(f'{k}={v}' for k, v in report['kernel_params'].items())}" in stdout
+    (headline,) = [line for line in lines if line.startswith("  re-measured    : best MM_ORDER=")]
+    assert " with -O" in headline and "than the defaults at -O3 (95% CI " in headline and "than the defaults at -O2 (95% CI " in headline
+    # The warm start (the kernels' defaults at -O3) was evaluated first.
+    first = list(rows.sort_values("id")["params"])[0]
+    assert {k: v for k, v in first.items() if k in ("opt_level", "march")} == {"opt_level": "-O3", "march": "-march=x86-64"} and first["MM_BLOCK_K"] == 64
     assert (run_folder / "best_flags.txt").read_text().split() == report["flags"]
     for comparison in (report["vs_O2"], report["vs_O3"]):
         assert comparison["ci_low"] <= comparison["speedup"] <= comparison["ci_high"]
@@ -94,11 +102,12 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert run.data.metrics["speedup_vs_O2"] == pytest.approx(report["vs_O2"]["speedup"])
     assert run.data.metrics["summary.remeasured_best_mean"] == pytest.approx(best["remeasured_mean"])
     assert run.data.tags["genetune.best_flags"] == " ".join(report["flags"])
+    assert run.data.tags["genetune.best_kernel_params"].startswith("MM_ORDER=")
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"speedup.md", "speedup.json", "results.csv"}
     assert run.info.artifact_uri.startswith((folder / "mlartifacts").as_uri()), run.info.artifact_uri
     # The run's description says what happened: the re-measured speedup, then the search's summary.
     note = run.data.tags["mlflow.note.content"]
-    assert note.startswith("# gcc flag tuning: the winner re-measured") and "# genetune search" in note and "## Best configurations" in note
+    assert note.startswith("# gcc tuning: the winner re-measured") and "# genetune search" in note and "## Best configurations" in note
 
     # Prefect: the ephemeral server's database (in PREFECT_HOME) holds both flow runs and the artifacts.
     with sqlite3.connect(tmp_path / "prefect-home" / "prefect.db") as db:

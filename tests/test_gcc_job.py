@@ -27,12 +27,18 @@ from genetune.flows import load_search_space
 from genetune.jobs.gcc import (
     BASE_CFLAGS,
     KERNEL_DIR,
+    KERNEL_SPACE_PATH,
     KERNELS,
     SPACE_PATH,
     VALUED_FLAGS,
+    WARM_START,
     GccObjective,
     SpeedupReport,
     flags_from_params,
+    is_macro,
+    kernel_defaults,
+    kernel_params,
+    load_job_space,
     load_space,
     measure_speedups,
 )
@@ -63,7 +69,7 @@ def test_kernels_and_space_are_bundled() -> None:
     assert KERNELS == ("matmul", "stencil", "hashsort")
     for kernel in KERNELS:
         assert (KERNEL_DIR / f"{kernel}.c").is_file()
-    assert SPACE_PATH.is_file()
+    assert SPACE_PATH.is_file() and KERNEL_SPACE_PATH.is_file()
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -369,3 +375,168 @@ def test_measure_speedups_rejects_wrong_results_and_bad_arguments() -> None:
         measure_speedups(objective, {}, rounds=1)
     with pytest.raises(ValueError, match="seed"):
         measure_speedups(objective, {}, seed=-1)
+
+
+# ----- the joint space: the kernels' own parameters beside the gcc flags ---------------------------
+
+# Which kernel reads a macro: its prefix.
+_KERNEL_OF = {"MM": "matmul", "ST": "stencil", "HS": "hashsort"}
+
+
+def _values(param: Any) -> list[Any]:
+    if isinstance(param, ss.ChoiceParam):
+        return list(param.values)
+    assert isinstance(param, ss.RangeParam) and param.step is not None
+    grid = list(range(int(param.start), int(param.end) + 1, int(param.step)))
+    return sorted({grid[0], grid[1], grid[len(grid) // 2], grid[-1]})  # the ends, a neighbour and the middle
+
+
+def _checksum(tmp_path: Path, kernel: str, flags: list[str]) -> str:
+    exe = tmp_path / f"{kernel}-{abs(hash(tuple(flags)))}"
+    argv = ["gcc", *BASE_CFLAGS, *flags, "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(KERNEL_DIR / f"{kernel}.c"), "-lm"]
+    subprocess.run(argv, check=True, capture_output=True)
+    out = subprocess.run([str(exe), "small"], check=True, capture_output=True, text=True).stdout
+    return out.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_every_value_of_every_kernel_parameter_keeps_the_reference_checksum(tmp_path: Path) -> None:
+    job = load_job_space("joint", machine_check=False)
+    assert isinstance(job.space, dict)
+    macros = {name: param for name, param in job.space.items() if is_macro(name)}
+    assert {name.split("_")[0] for name in macros} == set(_KERNEL_OF)  # every kernel has parameters
+    reference = {kernel: _checksum(tmp_path, kernel, ["-O2"]) for kernel in KERNELS}
+    # Each value with the other parameters at their defaults, plus the combinations a when= or a
+    # constraint ties together (unrolled rows in small tiles, prefetching in both layouts).
+    candidates: list[dict[str, Any]] = [{name: value} for name, param in macros.items() for value in _values(param)]
+    candidates += [
+        {"MM_ORDER": "ijk", "MM_BLOCK_I": 12, "MM_BLOCK_K": 8, "MM_BLOCK_J": 448},
+        {"MM_UNROLL_I": 8, "MM_BLOCK_I": 8, "MM_BLOCK_K": 256, "MM_BLOCK_J": 16},
+        {"MM_UNROLL_I": 4, "MM_BLOCK_I": 4, "MM_BLOCK_K": 448, "MM_BLOCK_J": 128},
+        {"ST_FUSE": 2, "ST_UNROLL": 8},
+        {"HS_RADIX_BITS": 11, "HS_PREFETCH": 64, "HS_PREFETCH_WRITE": 1, "HS_LAYOUT": "paired"},
+        {"HS_RADIX_BITS": 16, "HS_PREFETCH": 4, "HS_PREFETCH_WRITE": 0, "HS_LAYOUT": "split"},
+    ]
+    for candidate in candidates:
+        kernel = _KERNEL_OF[next(iter(candidate)).split("_")[0]]
+        flags = flags_from_params({"opt_level": "-O3", **candidate})
+        assert _checksum(tmp_path, kernel, flags) == reference[kernel], flags
+
+
+def test_a_rule_the_kernel_cannot_build_is_a_compile_failure_with_its_reason() -> None:
+    # The constraint keeps the search away from it; by hand it fails to compile, with the kernel's #error.
+    reason = reason_of(small(kernels=["matmul"]), {"MM_BLOCK_I": 12, "MM_UNROLL_I": 8})
+    assert reason.startswith("compile failed: matmul") and "MM_UNROLL_I must divide MM_BLOCK_I" in reason
+
+
+def test_joint_space_rules_hold_on_sampled_candidates() -> None:
+    job = load_job_space("joint", machine_check=False)
+    assert job.constraints == (
+        "MM_UNROLL_I is None or MM_BLOCK_I % MM_UNROLL_I == 0",
+        "MM_BLOCK_K * MM_BLOCK_J * 8 <= 524288",
+    )
+    search = gt.Search(lambda p: 0.0, job.space, {"generations": 1, "pool_size": 6, "seed": 3}, constraints=list(job.constraints), disable_progress_bar=True)
+    candidates = search.sample(300)
+    for params in candidates:
+        assert ("MM_UNROLL_I" in params) == (params["MM_ORDER"] == "ikj")  # only with its variant
+        assert "HS_PREFETCH_WRITE" not in params or "HS_PREFETCH" in params
+        assert "MM_UNROLL_I" not in params or params["MM_BLOCK_I"] % params["MM_UNROLL_I"] == 0
+        assert params["MM_BLOCK_K"] * params["MM_BLOCK_J"] * 8 <= 524288
+        assert set(params) >= {"opt_level", "march", "MM_ORDER", "MM_BLOCK_I", "ST_FUSE", "HS_RADIX_BITS", "HS_LAYOUT"}
+    # The rules bind: without them some sampled candidates break each of them.
+    free = gt.Search(lambda p: 0.0, job.space, {"generations": 1, "pool_size": 6, "seed": 3}, disable_progress_bar=True).sample(300)
+    assert any(p.get("MM_UNROLL_I") and p["MM_BLOCK_I"] % p["MM_UNROLL_I"] for p in free)
+    assert any(p["MM_BLOCK_K"] * p["MM_BLOCK_J"] * 8 > 524288 for p in free)
+
+
+def test_warm_start_is_what_the_user_had_the_kernels_defaults_at_O3() -> None:
+    defaults = kernel_defaults()
+    assert defaults["MM_ORDER"] == "ikj" and defaults["MM_BLOCK_K"] == 64 and defaults["HS_RADIX_BITS"] == 8
+    joint = load_job_space("joint", machine_check=False)
+    starts = joint.warm_start()
+    assert [{k: v for k, v in c.items() if not is_macro(k)} for c in starts] == [dict(c) for c in WARM_START]
+    for candidate in starts:
+        tuned = kernel_params(candidate)
+        # every always-present parameter at its source default; the knocked-out ones absent (= default)
+        assert tuned == {k: defaults[k] for k in ("MM_ORDER", "MM_BLOCK_I", "MM_BLOCK_K", "MM_BLOCK_J", "MM_UNROLL_I", "ST_FUSE", "HS_RADIX_BITS", "HS_LAYOUT")}
+    # flags-only: today's warm start, no kernel parameter anywhere
+    flags = load_job_space("flags", machine_check=False)
+    assert flags.warm_start() == [dict(c) for c in WARM_START] and flags.constraints == ()
+    assert isinstance(flags.space, dict) and not any(is_macro(k) for k in flags.space)
+    assert flags.space == load_space(machine_check=False)
+
+
+def test_the_defaults_at_O3_build_exactly_what_plain_O3_builds(tmp_path: Path) -> None:
+    """The warm start's -D defaults change nothing: its binaries equal plain -O3's, byte for byte
+    (so the search's "defaults" are the report's comparison point)."""
+    (start, _) = load_job_space("joint", machine_check=False).warm_start()
+    for kernel in KERNELS:
+        objects = []
+        for flags in (["-O3"], flags_from_params(start)):
+            out = tmp_path / f"{kernel}{len(objects)}.o"
+            subprocess.run(["gcc", *BASE_CFLAGS, *flags, "-c", "-o", str(out), str(KERNEL_DIR / f"{kernel}.c")], check=True)
+            objects.append(out.read_bytes())
+        assert objects[0] == objects[1], kernel
+
+
+def test_kernel_macros_become_D_flags_and_bad_values_name_the_parameter() -> None:
+    params = {"opt_level": "-O3", "MM_ORDER": "ijk", "MM_BLOCK_K": 32, "unroll_loops": "-funroll-loops", "ST_UNROLL": 4.0}
+    assert flags_from_params(params) == ["-O3", "-DMM_ORDER=ijk", "-DMM_BLOCK_K=32", "-funroll-loops", "-DST_UNROLL=4"]
+    assert kernel_params(params) == {"MM_ORDER": "ijk", "MM_BLOCK_K": 32, "ST_UNROLL": 4.0}
+    with pytest.raises(ValueError, match="MM_ORDER"):
+        flags_from_params({"MM_ORDER": "ikj; rm -rf /"})
+    with pytest.raises(ValueError, match="ST_FUSE"):
+        flags_from_params({"ST_FUSE": True})
+
+
+def test_load_job_space_names_and_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="joint"):
+        load_job_space("jiont")
+    own = tmp_path / "own.yaml"
+    own.write_text("constraints: ['MM_BLOCK_K <= 64']\nMM_BLOCK_K: {type: choice, values: [16, 64, 256]}\n")
+    job = load_job_space(own, machine_check=False)
+    assert job.constraints == ("MM_BLOCK_K <= 64",) and set(job.space) == {"MM_BLOCK_K"}  # type: ignore[arg-type]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("constraints: 'MM_BLOCK_K <= 64'\n")
+    with pytest.raises(gt.SearchSpaceError, match="constraints must be a list"):
+        load_job_space(bad)
+
+
+def test_report_names_the_kernel_parameters_and_the_flags() -> None:
+    objective = small(kernels=["matmul"])
+    candidate = {"opt_level": "-O3", "march": "-march=x86-64", "MM_ORDER": "ikj", "MM_BLOCK_I": 32, "MM_UNROLL_I": 4, "unroll_loops": "-funroll-loops"}
+    report = measure_speedups(objective, candidate, rounds=2, seed=0)
+    assert report.kernel_params == {"MM_ORDER": "ikj", "MM_BLOCK_I": 32, "MM_UNROLL_I": 4}
+    assert report.flags == flags_from_params(candidate)
+    assert report.gcc_flags() == ["-O3", "-march=x86-64", "-funroll-loops"]
+    line = report.summary()
+    assert "\n" not in line
+    assert line.startswith("best MM_ORDER=ikj MM_BLOCK_I=32 MM_UNROLL_I=4 with -O3 -march=x86-64 -funroll-loops: ")
+    assert "than the defaults at -O3 (95% CI " in line and "than the defaults at -O2 (95% CI " in line
+    assert "Kernel parameters: `MM_ORDER=ikj MM_BLOCK_I=32 MM_UNROLL_I=4`" in report.to_markdown()
+    assert SpeedupReport.model_validate_json(report.model_dump_json()) == report
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space", ["joint", "flags"])
+def test_search_over_each_job_space_with_its_rules_and_warm_start(space: str, tmp_path: Path) -> None:
+    job = load_job_space(space)
+    search = gt.Search(
+        small(),
+        job.space,
+        gcc_search_config(job.space, 1, 6, 2, remeasure_top=0),
+        constraints=list(job.constraints),
+        warm_start=job.warm_start(),
+        cache_folder=tmp_path,
+        disable_progress_bar=True,
+        worker_type="sequential",
+    )
+    df = search.start().get_results()
+    rows = df[df["status"].isin(["valid", "invalid"])]
+    assert len(rows) == 6
+    assert list(rows.sort_values("id")["params"])[:2] == job.warm_start()  # evaluated first
+    for params, status, reason in zip(rows["params"], rows["status"], rows["reason"], strict=True):
+        assert bool(kernel_params(params)) == (space == "joint")
+        if status == "invalid":
+            assert reason.startswith(REASON_PREFIXES), reason
+            assert not reason.startswith("wrong result") or any(f in ("-ffast-math", "-Ofast") for f in flags_from_params(params))

@@ -127,7 +127,10 @@ def test_every_recorded_score_is_the_objective_on_its_params(tmp_path: Path, wor
 
 @pytest.mark.slow
 def test_one_or_many_workers_give_the_identical_table(tmp_path: Path) -> None:
-    tables = [table(search(worker=w, tmp=tmp_path).start(num_workers=n)) for w, n in [("sequential", None), ("native", 1), ("native", 2), ("isolated", 2)]]
+    """The generational schedule: bit for bit whatever the number of workers."""
+    cfg = config(schedule="generational")
+    runs = [("sequential", None), ("native", 1), ("native", 2), ("isolated", 2)]
+    tables = [table(search(worker=w, tmp=tmp_path, cfg=cfg).start(num_workers=n)) for w, n in runs]
     assert all(t == tables[0] for t in tables[1:])
 
 
@@ -310,7 +313,9 @@ def test_a_run_folder_killed_before_its_first_evaluation_resumes_with_its_option
     done = subprocess.run([sys.executable, str(script), str(cache), str(events)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     (folder,) = [p for p in cache.iterdir() if not p.name.startswith(".")]
-    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.json"]  # no evaluation recorded
+    # No evaluation recorded (the steady schedule logged the engine's first ask).
+    names = sorted(p.name for p in folder.iterdir())
+    assert names in (["checkpoint.json", "schedule.jsonl"], ["checkpoint.json", "checkpoint.previous.json", "schedule.jsonl"])
     assert json.loads((folder / "checkpoint.json").read_text())["generation"] == 0
     capfd.readouterr()
 
@@ -384,20 +389,23 @@ KILLED_SEARCH = textwrap.dedent(
     import sys
     import genetune as gt
     import objectives as obj
-    cfg = gt.SearchConfiguration(generations=6, pool_size=10, seed=5, normalize=True)
+    cfg = gt.SearchConfiguration(generations=6, pool_size=10, seed=5, normalize=True, schedule=sys.argv[2])
     gt.Search(obj.slow_with_baseline, obj.SPACE, cfg, worker_type="native", cache_folder=sys.argv[1],
-              disable_progress_bar=True).start(num_workers=2)
+              disable_progress_bar=True).start(num_workers=int(sys.argv[3]))
     """
 )
 
 
 @pytest.mark.slow
-def test_sigkilled_search_resumes_to_the_identical_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("schedule", "workers"), [("steady", 1), ("generational", 2)])
+def test_sigkilled_search_resumes_to_the_identical_table(tmp_path: Path, schedule: str, workers: int) -> None:
+    """Killed mid-run, resumed on the sequential worker: the table of an uninterrupted run with
+    one worker (generational: with any number of workers)."""
     cache = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
     script = tmp_path / "run.py"
     script.write_text("if __name__ == '__main__':\n" + textwrap.indent(KILLED_SEARCH, "    "))
-    proc = subprocess.Popen([sys.executable, str(script), str(cache)], env=env, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, str(script), str(cache), schedule, str(workers)], env=env, start_new_session=True)
     deadline = time.monotonic() + 60
     log: Path | None = None
     while time.monotonic() < deadline:
@@ -424,7 +432,7 @@ def test_sigkilled_search_resumes_to_the_identical_table(tmp_path: Path) -> None
     fresh = gt.Search(
         obj.slow_with_baseline,
         obj.SPACE,
-        gt.SearchConfiguration(generations=6, pool_size=10, seed=5, normalize=True),
+        gt.SearchConfiguration(generations=6, pool_size=10, seed=5, normalize=True, schedule=schedule),
         worker_type="sequential",
         cache_folder=tmp_path / "fresh",
         disable_progress_bar=True,

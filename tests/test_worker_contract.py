@@ -50,12 +50,14 @@ def test_a_batch_worker_measures_one_shared_baseline() -> None:
     assert baseline_id() == "baseline" and baseline_id("host/gpu0") == "baseline@host/gpu0"
 
 
-def test_a_search_runs_on_a_batch_worker(tmp_path: Any) -> None:
+@pytest.mark.parametrize(("schedule", "calls"), [("generational", 2), ("steady", 12)])
+def test_a_search_runs_on_a_batch_worker(tmp_path: Any, schedule: str, calls: int) -> None:
+    """Whole generations per ``run`` call, or (steady, the default slots) one call per candidate."""
     worker = Echo()
     space = {"x": gt.search_spaces.range(0, 99)}
-    config = gt.SearchConfiguration(generations=2, pool_size=6, seed=3)
+    config = gt.SearchConfiguration(generations=2, pool_size=6, seed=3, schedule=schedule)
     result = gt.Search(lambda p: float(p["x"]), space, config, worker_type=worker, cache_folder=tmp_path, disable_progress_bar=True).start()
-    assert len(result) == 12 and len(worker.options) == 2
+    assert len(result) == 12 and len(worker.options) == calls
 
 
 def test_failure_reasons_are_spelled_once() -> None:

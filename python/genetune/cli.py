@@ -1,5 +1,6 @@
 """``genetune run JOB.yaml``: runs the ``genetune-search`` Prefect flow from a job file;
-``genetune demo``: the bundled gcc flag tuning job (``genetune.jobs.gcc.demo``).
+``genetune demo``: the bundled gcc job, the kernels' parameters and gcc flags tuned together
+(``genetune.jobs.gcc.demo``; ``--space flags``: the flags alone).
 
 Prefect 3 has no ``prefect flow run``; this is the one-command equivalent. A job file (YAML or
 JSON) holds the flow's parameters: ``objective``, ``search_space``, ``search_config`` and
@@ -24,7 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from genetune.console import configure_console
+from genetune.job_validation import check_demo_options, check_job
+from genetune.jobs.gcc.space import SPACES
 from genetune.loading import read_document
+from genetune.stopping import stop_on_signals
 
 __all__ = ["main", "read_job"]
 
@@ -60,6 +64,9 @@ def read_job(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> dic
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.command == "demo":
+        problems = check_demo_options(args.generations, args.pool_size, args.workers)
+        if problems:
+            return _refuse("genetune demo", problems)
         configure_console(args.verbose)  # before Prefect, Dask and MLflow are imported
         return _demo(args)
     try:
@@ -67,9 +74,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         print(f"genetune: {err}", file=sys.stderr)
         return 2
+    problems = check_job(params)
+    if problems:  # before Prefect, Dask and MLflow start
+        return _refuse(str(args.job), problems)
     configure_console(args.verbose)
-    print(json.dumps(_run_flow(params), indent=2, default=str))
+    try:
+        with stop_on_signals():  # SIGTERM: the search stops cleanly, then the server and the cluster
+            summary = _run_flow(params)
+    except KeyboardInterrupt as err:
+        print(f"genetune: {err or 'stopped'}; the run folder keeps what was measured (resume_from continues it)", file=sys.stderr)
+        return 128 + getattr(err, "signum", 2)
+    print(json.dumps(summary, indent=2, default=str))
     return 0
+
+
+def _refuse(what: str, problems: Sequence[str]) -> int:
+    for problem in problems:
+        print(f"genetune: {what}: {problem}", file=sys.stderr)
+    return 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,8 +102,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
     demo = commands.add_parser(
         "demo",
-        help="tune gcc flags for the bundled C kernels (Prefect flow on a local Dask cluster)",
-        description="tune gcc flags for the bundled C kernels (Prefect flow on a local Dask cluster)",
+        help="tune the bundled C kernels' parameters and gcc flags (Prefect flow on a local Dask cluster)",
+        description="tune the bundled C kernels' parameters and gcc flags together (Prefect flow on a local Dask cluster)",
+    )
+    demo.add_argument(
+        "--space",
+        default="joint",
+        type=_space_argument,
+        help="joint: the kernels' parameters (tiles, unrolling, loop order, ...) and gcc flags together (default); "
+        "flags: gcc flags alone; or a YAML space file of your own",
     )
     demo.add_argument("--folder", default="genetune-demo", help="where results, the MLflow store and run folders go (default ./genetune-demo)")
     demo.add_argument("--quick", action="store_true", help="a smoke run: small kernels, 2 generations of 6")
@@ -93,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
     for command in (run, demo):
         command.add_argument("-v", "--verbose", action="store_true", help="also print Prefect's, Dask's and MLflow's INFO logs")
     return parser
+
+
+def _space_argument(value: str) -> str:
+    if value in SPACES or Path(value).expanduser().is_file():
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r} is neither one of {', '.join(SPACES)} nor an existing space file")
 
 
 def _run_flow(params: dict[str, Any]) -> dict[str, Any]:
@@ -116,6 +151,7 @@ def _demo(args: argparse.Namespace) -> int:
         n_workers=args.workers,
         seed=args.seed,
         dask_address=args.dask_address,
+        space=args.space,
         progress_bar=True,
     )
     print(where_to_look(summary))

@@ -1,5 +1,6 @@
-"""genetune on Prefect: the flow ``genetune-search``, a search whose generations run as chunked
-Prefect tasks on Dask (deployable; see ``flows/genetune_search.py``).
+"""genetune on Prefect: the flow ``genetune-search``, a search whose evaluations run as Prefect
+task runs on Dask (deployable; see ``flows/genetune_search.py``): one per candidate, submitted as
+slots free (``schedule="steady"``, the default), or chunks of a generation (``"generational"``).
 
 Run it with a Prefect API: ``PREFECT_API_URL`` exported (a ``prefect server start``), or inside
 ``prefect.testing.utilities.prefect_test_harness``. Without one every Dask worker process starts
@@ -70,7 +71,9 @@ def genetune_search(
     constraints: list[str] | None = None,
     warm_start: list[Any] | dict[str, Any] | str | None = None,
 ) -> dict[str, Any]:
-    """A genetune search whose generations run as chunked Prefect tasks on Dask.
+    """A genetune search whose evaluations run as Prefect task runs on Dask (one per candidate,
+    ``evaluate-g<cohort>-<id>``, as slots free; chunks of a generation with
+    ``search_config={"schedule": "generational"}``, ``chunk_size`` candidates each).
 
     ``objective``: ``"pkg.module:function"`` or a shell command template (``"./bench -u {unroll}"``).
     ``search_space`` / ``search_config``: dicts or JSON/YAML paths. ``dask_address``: a scheduler
@@ -117,6 +120,7 @@ def genetune_search(
                 constraints=constraints,
                 warm_start=warm_start,
             )
+            worker.cohort_size = search.search_config.pool_size
             result = search.start(task_timeout=task_timeout)
             assert search.run_folder is not None
             folder = search.run_folder

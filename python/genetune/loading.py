@@ -10,6 +10,7 @@ import os
 import re
 import shlex
 import subprocess
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,85 @@ _FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:inf|nan)
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
+#: Shells whose ``-c`` argument is a script: a value there would be code whatever the quoting.
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "csh", "tcsh"})
+_COMMAND_SEPARATORS = frozenset({";", "&", "&&", "|", "||", "(", ")", "\n", ";;", "|&"})
+
+
+def _shell_quoted(value: Any, quote: str | None) -> str:
+    """A value as one literal shell word where it stands: quoted by :func:`shlex.quote`, first
+    closing the quotes the template opened around it (and reopening them after)."""
+    text = "" if value is None else str(value)
+    if not text:  # a knocked-out parameter: nothing
+        return ""
+    word = shlex.quote(text)
+    return word if quote is None else f"{quote}{word}{quote}"
+
+
+def _substitute(template: str, fields: Mapping[str, Any]) -> str:
+    """``template`` with each ``{name}`` replaced by its quoted value, tracking the shell's
+    quoting (none, '...', "...") so a value is literal whatever quotes surround it."""
+    out: list[str] = []
+    quote: str | None = None
+    i = 0
+    while i < len(template):
+        c = template[i]
+        match = _PLACEHOLDER.match(template, i) if c == "{" else None
+        if match is not None:
+            out.append(_shell_quoted(fields.get(match.group(1), ""), quote))
+            i = match.end()
+            continue
+        if c == "\\" and quote != "'":  # an escaped character stays as written
+            out.append(template[i : i + 2])
+            i += 2
+            continue
+        if quote is None and c in "'\"":
+            quote = c
+        elif c == quote:
+            quote = None
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _check_template(template: str) -> None:
+    """Refuses a template that hands a placeholder to a shell as code (``sh -c "... {x}"``,
+    ``eval {x}``): no quoting can make a value safe there."""
+    marked = _PLACEHOLDER.sub(lambda m: f"GENETUNEFIELD{{{m.group(1)}}}", template)
+    lexer = shlex.shlex(marked, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        tokens = list(lexer)
+    except ValueError as err:
+        raise ValueError(f"objective command template {template!r} cannot be parsed as a shell command: {err}") from None
+    command: list[str] = []
+    for token in [*tokens, ";"]:
+        if token not in _COMMAND_SEPARATORS:
+            command.append(token)
+            continue
+        _check_simple_command(template, command)
+        command = []
+
+
+def _check_simple_command(template: str, words: list[str]) -> None:
+    for index, word in enumerate(words):
+        name = word.rsplit("/", 1)[-1]
+        if name == "eval":
+            script = [w for w in words[index + 1 :] if "GENETUNEFIELD" in w]
+        elif name in _SHELLS:
+            flag = next((j for j in range(index + 1, len(words)) if re.fullmatch(r"-[a-zA-Z]*c[a-zA-Z]*", words[j])), None)
+            script = [words[flag + 1]] if flag is not None and flag + 1 < len(words) and "GENETUNEFIELD" in words[flag + 1] else []
+        else:
+            continue
+        if script:
+            field = re.search(r"GENETUNEFIELD\{([^{}]*)\}", script[0])
+            raise ValueError(
+                f"objective command template {template!r}: the placeholder {{{field.group(1) if field else ''}}} is inside a script "
+                f"that {name} runs as shell code, where no quoting keeps a value from running; pass it as an argument "
+                f"instead, e.g. sh -c 'bench --flag \"$1\"' sh {{{field.group(1) if field else 'flag'}}}"
+            )
+
+
 class CommandObjective:
     """A shell command as an objective (picklable: it travels to Dask workers).
 
@@ -68,9 +148,17 @@ class CommandObjective:
     candidate lacks (knocked out) formats as an empty string. The score is the value of a line
     ``GENETUNE_SCORE=value`` on stdout, else the last number printed; ``GENETUNE_METRIC name=value``
     lines become metrics. A non-zero exit status raises (the candidate becomes INVALID).
+
+    **Values never run as code.** The template is a ``/bin/sh`` command line (pipes, ``&&`` and
+    redirections work); each value is substituted as one literal word, quoted for the place it
+    stands: bare, inside ``'...'`` or inside ``"..."`` alike (``$(...)``, backticks and quotes in a
+    value are text). A template that would hand a value to a shell as code, a placeholder inside
+    the script of ``sh -c``/``bash -c`` or after ``eval``, is refused with ValueError: pass the
+    value as an argument (``sh -c 'bench --flag "$1"' sh {flag}``).
     """
 
     def __init__(self, template: str, timeout: float | None = None, cwd: str | None = None) -> None:
+        _check_template(template)
         self.template = template
         self.timeout = timeout
         self.cwd = cwd
@@ -79,27 +167,27 @@ class CommandObjective:
         return f"CommandObjective({self.template!r})"
 
     def command(self, params: Any) -> str:
-        fields = _format_fields(params)
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            value = fields.get(name, "")
-            return shlex.quote(str(value)) if isinstance(value, str) and value else str(value)
-
-        return _PLACEHOLDER.sub(replace, self.template)
+        return _substitute(self.template, _format_fields(params))
 
     def __call__(self, params: Any) -> float:
         command = self.command(params)
-        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=self.timeout, cwd=self.cwd)
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip()[-300:]
-            raise RuntimeError(f"command exited with status {done.returncode}: {command}: {tail}")
-        for name, value in parse_metric_lines(done.stdout).items():
+        # Files, not pipes: a background process the command leaves (``server &``) would keep a
+        # pipe open and the read waiting; it dies with the evaluation's process group.
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            returncode = subprocess.run(command, shell=True, stdout=out, stderr=err, timeout=self.timeout, cwd=self.cwd).returncode
+            out.seek(0)
+            err.seek(0)
+            stdout = out.read().decode(errors="replace")
+            stderr = err.read().decode(errors="replace")
+        if returncode != 0:
+            tail = (stderr or stdout).strip()[-300:]
+            raise RuntimeError(f"command exited with status {returncode}: {command}: {tail}")
+        for name, value in parse_metric_lines(stdout).items():
             log_metric(name, value)
-        explicit = _SCORE_LINE.findall(done.stdout)
+        explicit = _SCORE_LINE.findall(stdout)
         if explicit:
             return float(explicit[-1])
-        text = "\n".join(line for line in done.stdout.splitlines() if not line.startswith("GENETUNE_METRIC"))
+        text = "\n".join(line for line in stdout.splitlines() if not line.startswith("GENETUNE_METRIC"))
         numbers = _FLOAT.findall(text)
         if not numbers:
             raise ValueError(f"command printed no number: {command}")
@@ -162,11 +250,25 @@ _PARAM_TYPES = {"range", "choice", "literal"}
 
 
 def read_document(path: str | os.PathLike[str]) -> Any:
+    """A JSON or YAML (``.yaml``/``.yml``) file's content; a syntax error is a ValueError naming
+    the file, line and column."""
     file = Path(path).expanduser()
-    text = file.read_text()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{file}: not a text file ({err})") from None
     if file.suffix.lower() in (".yaml", ".yml"):
-        return yaml.safe_load(text)
-    return json.loads(text)
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+            problem = " ".join(str(getattr(err, part)) for part in ("context", "problem") if getattr(err, part, None)) or str(err)
+            raise ValueError(f"{file}: {where}invalid YAML: {problem}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{file}: line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}") from None
 
 
 def _is_spec(node: Any) -> bool:
@@ -182,6 +284,10 @@ def _friendly(node: Any, path: str) -> Any:
             return TypeAdapter(Parameter).validate_python(dict(node))
         except ValidationError as err:
             raise SearchSpaceError(f"search_space{path}: {err}") from None
+    if isinstance(node, Mapping) and isinstance(node.get("type"), str) and {"start", "end", "values", "value"} & set(node):
+        raise SearchSpaceError(
+            f"search_space{path}: unknown parameter type {node['type']!r} (expected one of {', '.join(sorted(_PARAM_TYPES))})"
+        )
     if isinstance(node, Mapping):
         return {str(k): _friendly(v, f"{path}[{k!r}]") for k, v in node.items()}
     raise SearchSpaceError(f"search_space{path}: expected a parameter {{'type': 'range'|'choice'|'literal', ...}} or a dict, got {node!r}")

@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import math
+import os
+import re
 import socket
+import sys
 from datetime import UTC, datetime
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,9 +25,36 @@ __all__ = ["GenerationStats", "environment_fingerprint", "manifest"]
 
 @lru_cache(maxsize=1)
 def environment_fingerprint() -> dict[str, Any]:
-    """A hash of every installed distribution and its version."""
-    packages = sorted({f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions() if d.metadata["Name"]})
+    """A hash of every installed distribution and its version (``name==version``, names
+    normalized as PEP 503 does), read from the names of the ``*.dist-info`` / ``*.egg-info``
+    folders on ``sys.path``: reading each distribution's metadata instead took 0.63 s for ~600
+    packages at every search's start."""
+    packages = sorted(f"{name}=={version}" for name, version in installed_distributions())
     return {"fingerprint": hashlib.sha256("\n".join(packages).encode()).hexdigest(), "packages": len(packages)}
+
+
+def installed_distributions() -> set[tuple[str, str]]:
+    """(normalized name, version) of every distribution on ``sys.path``."""
+    found: set[tuple[str, str]] = set()
+    for entry in sys.path:
+        try:
+            names = [e.name for e in os.scandir(entry or ".") if e.name.endswith((".dist-info", ".egg-info"))]
+        except OSError:  # not a folder (a zip, a missing entry)
+            continue
+        for folder in names:
+            stem = folder.rsplit(".", 1)[0]
+            name, _, rest = stem.partition("-")
+            version = rest.split("-")[0] if folder.endswith(".egg-info") else rest
+            if not version:  # a folder without a version in its name: its metadata has it
+                meta = importlib.metadata.PathDistribution(Path(entry or ".") / folder)
+                name, version = meta.metadata["Name"] or name, meta.version
+            if name:
+                found.add((_normalized(name), version.replace("_", "-") if folder.endswith(".egg-info") else version))
+    return found
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def manifest(config: dict[str, Any], space: Any, parameter_names: list[str], seed: int, run_folder: str | None) -> dict[str, Any]:

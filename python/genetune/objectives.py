@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from genetune.evaluation import exception_score, placement, scores_from_return, with_metrics
 from genetune.exclusive import building_slot, measuring_slot
 from genetune.metrics import collect_metrics
 from genetune.scores import Score
@@ -96,8 +97,6 @@ def measured_objective(objective: Any, repeats: int, quiet: bool = False) -> Any
 
 
 def _placement() -> str:
-    from genetune.evaluation import placement  # evaluation imports nothing of this module
-
     return str(placement()["placement"])
 
 
@@ -165,7 +164,6 @@ class MeasuredObjective:
 
     def genetune_evaluate(self, param_id: int | str, params: Any, num_objectives: int, worker: str) -> Score:
         """One evaluation as a Score (used by :func:`genetune.evaluation.evaluate`)."""
-        from genetune.evaluation import exception_score, with_metrics
 
         start = time.perf_counter()
         with collect_metrics() as metrics:
@@ -178,7 +176,6 @@ class MeasuredObjective:
     def build_step(self, param_id: int | str, params: Any, num_objectives: int, worker: str) -> BuildOutcome | Score:
         """Only the build (a worker that measures elsewhere, e.g. one at a time from its parent
         process): the built artifact with its time and logged metrics, or the INVALID Score."""
-        from genetune.evaluation import exception_score, with_metrics
 
         start = time.perf_counter()
         with collect_metrics() as metrics:
@@ -190,7 +187,6 @@ class MeasuredObjective:
 
     def measure_step(self, param_id: int | str, params: Any, built: BuildOutcome, num_objectives: int, worker: str) -> Score:
         """The measurements of a :meth:`build_step` outcome, as the Score of the evaluation."""
-        from genetune.evaluation import exception_score, with_metrics
 
         start = time.perf_counter() - built.build_s
         with collect_metrics() as metrics:
@@ -203,7 +199,6 @@ class MeasuredObjective:
 
     def score_of(self, param_id: int | str, params: Any, num_objectives: int, worker: str, start: float, measured: Measurements) -> Score:
         """The Score of ``repeats`` measurements: their median, with every one and their spread."""
-        from genetune.evaluation import placement, scores_from_return
 
         where = f"candidate {param_id} {params!r}"
         checked = [scores_from_return(v, num_objectives, where) for v in measured.values]

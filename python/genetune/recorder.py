@@ -92,6 +92,10 @@ class Recorder:
     def search_starts(self, manifest: dict[str, Any]) -> None:
         self._bus.emit("search_starts", manifest)
 
+    def sync(self) -> None:
+        """Makes the evaluation log durable (before a checkpoint that counts on it)."""
+        self._log.sync()
+
     def checkpoint(self, payload: dict[str, Any]) -> None:
         write_checkpoint(self._folder, payload)
 

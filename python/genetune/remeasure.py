@@ -26,6 +26,9 @@ from typing import Any, Final, Literal
 import numpy as np
 
 from genetune.config import ProblemType, SearchConfiguration
+from genetune.evaluation import exception_score, placement, scores_from_return
+from genetune.exclusive import building_slot, measuring_slot
+from genetune.objectives import is_two_phase
 from genetune.results import SearchResult, pareto_mask
 from genetune.rows import Row, told_scores
 from genetune.scores import BASELINE_CONFIG, BASELINE_ID, Score, normalize_scores
@@ -116,10 +119,6 @@ class RemeasureTask:
         raise TypeError("remeasure_top needs a worker that evaluates through genetune.evaluation.evaluate (every built-in worker does)")
 
     def genetune_evaluate(self, param_id: int | str, params: Any, num_objectives: int, worker: str) -> Score:
-        from genetune.evaluation import exception_score, placement, scores_from_return
-        from genetune.exclusive import building_slot, measuring_slot
-        from genetune.objectives import is_two_phase
-
         start = time.perf_counter()
         n = len(self.items)
         values: list[list[list[float] | None]] = [[None] * self.rounds for _ in range(n)]

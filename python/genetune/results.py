@@ -17,8 +17,10 @@ import bisect
 import csv
 import json
 import math
+import os
 import re
 import statistics
+import tempfile
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias, cast
@@ -767,10 +769,21 @@ class SearchResult:
         return out
 
     def save(self, path: str | Path = "./search_results.csv") -> Path:
-        """Writes the table as CSV (no index; ``params`` and ``metadata`` JSON-encoded; text quoted)."""
+        """Writes the table as CSV (no index; ``params`` and ``metadata`` JSON-encoded; text quoted).
+        Atomically: a temporary file beside it, fsynced, then renamed (a full disk or a kill
+        leaves the previous file, never a partial one)."""
         path = Path(path)
-        # Quoting every text field keeps a lone "\r" (which the csv module leaves bare) inside its cell.
-        self._encoded(ids_as_text=False).to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+                # Quoting every text field keeps a lone "\r" (which the csv module leaves bare) inside its cell.
+                self._encoded(ids_as_text=False).to_csv(handle, index=False, quoting=csv.QUOTE_NONNUMERIC)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return path
 
     def to_parquet(self, path: str | Path) -> Path:

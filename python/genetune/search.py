@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -29,7 +30,7 @@ from genetune.checkpoint import (
     versions,
     write_checkpoint,
 )
-from genetune.config import SearchConfiguration, as_search_configuration
+from genetune.config import Schedule, SearchConfiguration, as_search_configuration
 from genetune.engine import Constraint, Engine, checked_constraints
 from genetune.exceptions import CheckpointMismatchError, ObjectiveReturnError, SearchFailedError
 from genetune.manifest import manifest
@@ -40,9 +41,12 @@ from genetune.recorder import Recorder
 from genetune.remeasure import remeasure, remeasured_summary
 from genetune.results import SearchResult
 from genetune.rows import Row, told_scores
+from genetune.schedule_log import ScheduleLog
 from genetune.scores import Score
 from genetune.search_spaces import SearchSpace, compile_space, space_from_spec
 from genetune.settings import get_settings
+from genetune.steady import SteadyLoop, replay_schedule, told_rows
+from genetune.stopping import stop_on_signals, stop_requested
 from genetune.trackers import TrackerConfig, TrackerTypes, build_trackers
 from genetune.warm_start import WarmStart, plan_warm_start
 from genetune.workers import BaseWorker, RunOptions, WorkerTypes, make_worker, worker_from_reference, worker_reference
@@ -64,9 +68,14 @@ class Search:
     recorded) and the search goes on. A return value of the wrong type or count stops the search
     with an error naming the candidate.
 
+    ``search_config.schedule``: ``"steady"`` (default) keeps every worker slot busy, telling the
+    engine each result as it arrives (:mod:`genetune.steady`); ``"generational"`` evaluates whole
+    generations, identical for 1 and N workers.
+
     Every search writes a run folder under ``cache_folder``: an atomic checkpoint after every
-    generation and every finished evaluation as it arrives, so :meth:`resume` continues a killed
-    search to exactly the table an uninterrupted run gives.
+    generation (cohort of ``pool_size`` results) and at a stop, every finished evaluation as it
+    arrives and (steady) the order of the engine's asks and tells, so :meth:`resume` continues a
+    killed search to exactly the table an uninterrupted run (with one worker, when steady) gives.
 
     ``constraints`` and ``warm_start`` are as on :class:`~genetune.Engine`; prior evaluations of
     a warm start are kept in the result (status ``"prior"``, generation -1), never re-evaluated.
@@ -120,7 +129,8 @@ class Search:
         priors: dict[Any, Row] = {row["id"]: row for row in self.warm_start.prior_rows()}
         folder = self._new_run_folder(engine, list(priors.values()))
         self.run_folder = folder
-        return self._run(engine, folder, priors, options)
+        with stop_on_signals():  # SIGTERM stops it as Ctrl-C does
+            return self._run(engine, folder, priors, options, _first_events(engine))
 
     def _new_run_folder(self, engine: Engine, priors: list[Row]) -> Path:
         """The run folder, resumable from the moment it exists: made under a temporary name with
@@ -131,7 +141,7 @@ class Search:
         folder = parent / _run_folder_name()
         partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", suffix=".partial", dir=parent))
         try:
-            write_checkpoint(partial, self._payload(engine, []))
+            write_checkpoint(partial, self._payload(engine, [], _first_events(engine)))
             if priors:
                 log = EvaluationLog(partial)
                 for row in priors:
@@ -150,6 +160,7 @@ class Search:
             raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
         config = self.search_config.model_dump()
         config.update(
+            schedule="generational",  # drawn like a first generation
             pool_size=max(num_samples, 6),
             cull_size=None,
             num_objectives=1,
@@ -176,6 +187,7 @@ class Search:
         worker_type: WorkerTypes | str | type[BaseWorker] | BaseWorker | None = None,
         trackers: list[Any] | None = None,
         disable_progress_bar: bool | None = None,
+        constraints: Sequence[Constraint] | None = None,
         num_workers: int | None = None,
         task_timeout: float | None = None,
         **worker_kwargs: Any,
@@ -190,12 +202,22 @@ class Search:
         ``objective_function`` the objective pickled into the checkpoint is used. Passing
         ``search_space``/``search_config`` checks them against the checkpoint: a different one is
         refused with :class:`CheckpointMismatchError` unless ``allow_mismatch=True``.
+
+        **A run folder is code: resume only folders you trust.** ``checkpoint.json`` holds
+        cloudpickles of the objective, the worker, the trackers and the callable constraints;
+        loading one runs whatever its author put there. ``resume`` unpickles none that you pass:
+        give ``objective_function``, ``worker_type``, ``trackers`` (``[]`` for none) and the
+        callable ``constraints`` (the expression ones come back from the engine state, which is
+        data) and nothing from the folder is unpickled.
         """
         refuse_in_worker_bootstrap("Search.resume()")
         folder = find_run_folder(path)
         payload = read_checkpoint(folder)
         _check_matches(folder, payload, search_space, search_config, allow_mismatch)
-        functions = _saved_constraint_functions(folder, payload)
+        if constraints is not None:
+            functions = [c for c in checked_constraints(constraints) if not isinstance(c, str)]
+        else:
+            functions = _saved_constraint_functions(folder, payload)
         engine = Engine.from_bytes(decode_bytes(payload["engine"]), functions)
         search = cls(
             objective_function if objective_function is not None else _saved_objective(folder, payload),
@@ -213,21 +235,28 @@ class Search:
         search.run_folder = folder
         search.current_generation = engine.generation
         finished: dict[Any, Row] = {row["id"]: row for row in EvaluationLog(folder).rows()}
-        return search._run(engine, folder, finished, RunOptions.checked(num_workers, task_timeout, worker_kwargs))
+        options = RunOptions.checked(num_workers, task_timeout, worker_kwargs)
+        # A checkpoint without schedule_events was written by a generational loop (or before steady-state scheduling).
+        with stop_on_signals():  # SIGTERM stops it as Ctrl-C does
+            return search._run(engine, folder, finished, options, payload.get("schedule_events"))
 
     # ----- the loop ----------------------------------------------------------------------------
 
-    def _run(self, engine: Engine, folder: Path, finished: dict[Any, Row], options: RunOptions) -> SearchResult:
-        """ask → evaluate → record → tell, generation after generation, then the summary."""
+    def _run(self, engine: Engine, folder: Path, finished: dict[Any, Row], options: RunOptions, schedule_events: int | None) -> SearchResult:
+        """ask → evaluate → record → tell: steadily (every slot busy, see :mod:`genetune.steady`;
+        ``schedule_events``: the logged asks and tells the engine holds) or, when it is None,
+        generation after generation; then the summary."""
         self._warn_unsupported(options)
-        run = self._prepare(engine, folder, finished, options)
+        run = self._prepare(engine, folder, finished, options, schedule_events)
         reason = "error"
         result: SearchResult | None = None
         try:
             if engine.config.normalize:
                 self._measure_baselines(run, first=True)
             run.recorder.checkpoint(self._checkpoint_payload(run))
-            while not engine.done and not (run.racing is not None and run.racing.spent(engine.config.pool_size or 0)):
+            if run.steady is not None:
+                run.steady.run_to_end()
+            while run.steady is None and not engine.done and not (run.racing is not None and run.racing.spent(engine.config.pool_size or 0)):
                 self._generation(run)
             reason = "exhausted" if engine.exhausted else ("completed" if engine.done else "budget")
             if engine.config.remeasure_top > 0:
@@ -242,18 +271,28 @@ class Search:
             raise
         finally:
             self._finish(run, reason, result)
-        self.current_generation = engine.generation
+        self.current_generation = _generations(run)
         if self.dump_results is not None:
             result.save(self.dump_results)
         return result
 
-    def _prepare(self, engine: Engine, folder: Path, finished: dict[Any, Row], options: RunOptions) -> _Run:
+    def _prepare(self, engine: Engine, folder: Path, finished: dict[Any, Row], options: RunOptions, schedule_events: int | None) -> _Run:
         """The state of one run; on resume, what the evaluation log already holds."""
         config = engine.config
-        # On resume: the rows of the generations the checkpoint already completed.
-        rows = [r for r in finished.values() if r["status"] != "baseline" and r["generation"] < engine.generation]
+        schedule: ScheduleLog | None = None
+        told: list[Row] = []
+        if schedule_events is not None:
+            # On resume: the engine replays the asks and tells logged after its checkpoint.
+            schedule = ScheduleLog(folder)
+            told = told_rows(finished, replay_schedule(engine, schedule, schedule_events, folder), folder)
+            completed = len(told) // (config.pool_size or 1)
+            rows = [r for r in finished.values() if r["status"] == "prior"] + told
+            counted = [r for r in told if r["generation"] < completed]
+        else:
+            # On resume: the rows of the generations the checkpoint already completed.
+            rows = [r for r in finished.values() if r["status"] != "baseline" and r["generation"] < engine.generation]
+            counted = [r for r in rows if r["status"] != "prior"]  # earlier searches' rows are not this run's progress
         disabled = self.disable_progress_bar if self.disable_progress_bar is not None else get_settings().disable_progress_bar
-        counted = [r for r in rows if r["status"] != "prior"]  # earlier searches' rows are not this run's progress
         recorder = Recorder(folder, config, self.trackers, disabled, replayed=counted, already_logged=finished.keys())
         spec = compile_space(self.search_space)
         recorder.search_starts(manifest(config.model_dump(mode="json"), spec, engine.parameter_names, engine.seed, str(folder)))
@@ -263,12 +302,18 @@ class Search:
                 baselines.restore(row)
                 rows.append(row)
                 recorder.replayed(row)
-        run = _Run(engine, folder, finished, options, baselines, recorder, rows, time.perf_counter())
+        run = _Run(engine, folder, finished, options, baselines, recorder, rows, time.perf_counter(), schedule=schedule)
         if config.racing:
             run.racing = Racing(config)
-            for generation in sorted({r["generation"] for r in rows if r["status"] in ("valid", "invalid")}):
+            for row in told:  # steady: the races as they were run, result after result
+                run.racing.generation([row], self._replayed_race(run, row["generation"]))
+            for generation in sorted({r["generation"] for r in rows if r["status"] in ("valid", "invalid") and schedule is None}):
                 ordered = sorted((r for r in rows if r["generation"] == generation and r["status"] in ("valid", "invalid")), key=lambda r: r["id"])
                 run.racing.generation(ordered, self._race_measure(run, generation, replay=True))
+        if schedule is not None:
+            run.steady = SteadyLoop(self, run, len(told))
+            run.steady.cohort_so_far(told)
+            run.steady.resume_pending(finished)
         return run
 
     def _generation(self, run: _Run) -> None:
@@ -343,17 +388,26 @@ class Search:
                 raise RuntimeError(f"{run.folder}: the evaluation log lacks the race measurements {[r for r, _, _ in fresh][:5]}")
             rows: list[Row] = []
             if fresh:
+                of = {rid: candidate for rid, candidate, _ in fresh}
+
+                def race_row(score: Score) -> Row:
+                    row = run.baselines.row_of(score, generation)
+                    return {**row, "status": RACE_STATUS, "metadata": {**row["metadata"], "race_of": of[str(score.param_id)]}}
+
+                def on_result(score: Score) -> None:  # logged as it arrives: a stop mid-race loses none
+                    if not run.baselines.lacks(score):
+                        run.recorder.evaluated(race_row(score))
+
                 scores = self.worker.run(
                     self._shipped_objective(), [p for _, _, p in fresh], [rid for rid, _, _ in fresh],
-                    self.search_config.num_objectives, **run.options.with_on_result(None).as_kwargs(),
+                    self.search_config.num_objectives, **run.options.with_on_result(on_result).as_kwargs(),
                 )
                 if any(run.baselines.lacks(score) for score in scores):
                     self._measure_baselines(run, first=False)
-                of = {rid: candidate for rid, candidate, _ in fresh}
                 for score in scores:
-                    row = run.baselines.row_of(score, generation)
-                    row = {**row, "status": RACE_STATUS, "metadata": {**row["metadata"], "race_of": of[str(score.param_id)]}}
-                    run.recorder.evaluated(row)
+                    row = race_row(score)
+                    if not run.recorder.is_logged(row):
+                        run.recorder.evaluated(row)
                     rows.append(row)
             if not replay:
                 for row in known:
@@ -362,6 +416,17 @@ class Search:
             return known + rows
 
         return measure
+
+    def _replayed_race(self, run: _Run, generation: int) -> Callable[[list[tuple[str, int | str, Any]]], list[Row]]:
+        """A race read back from the evaluation log, its rows joining the result."""
+        measure = self._race_measure(run, generation, replay=True)
+
+        def collect(todo: list[tuple[str, int | str, Any]]) -> list[Row]:
+            rows = measure(todo)
+            run.rows.extend(rows)
+            return rows
+
+        return collect
 
     def _shipped_objective(self) -> Any:
         """The objective as workers get it: with its measuring plan (repeats, two phases)."""
@@ -376,7 +441,7 @@ class Search:
             [r for r in run.rows if r["status"] == "valid"],
             run.engine.config,
             run.options,
-            generation=run.engine.generation,
+            generation=_generations(run),
             seed=run.engine.seed,
             finished=run.finished,
             record=run.recorder.remeasured,
@@ -384,11 +449,24 @@ class Search:
         run.rows.extend(rows)
 
     def _finish(self, run: _Run, reason: str, result: SearchResult | None) -> None:
-        """Closes files and the worker, saves ``results.csv`` and reports the end to the trackers."""
+        """Closes files and the worker, saves ``results.csv`` and reports the end to the trackers.
+        When an error stops the search (a full disk, say), that error is the one raised: a
+        later failure here is a warning."""
+        first_error = sys.exc_info()[1]
+        if reason == "error" and stop_requested():  # stopped by a signal, seen from another thread
+            reason = "stopped"
         run.recorder.close_files()
         self.worker.close()
-        final = result if result is not None else (self._result(run.rows) if run.rows else None)
-        result_csv = final.save(run.folder / "results.csv") if final is not None else None
+        # Stopped or failed: every evaluation the log holds, the unfinished generation's too.
+        logged = list(EvaluationLog(run.folder).rows()) if result is None else []
+        final = result if result is not None else (self._result(logged) if logged else None)
+        try:
+            result_csv = final.save(run.folder / "results.csv") if final is not None else None
+        except Exception as err:
+            if first_error is None:
+                raise
+            warnings.warn(f"{run.folder / 'results.csv'} not written ({type(err).__name__}: {err})", UserWarning, stacklevel=3)
+            result_csv = None
         config = run.engine.config
         stats = run.recorder.stats
         summary = {
@@ -397,7 +475,7 @@ class Search:
             "prior_evaluations": sum(r["status"] == "prior" for r in run.rows),
             "raced": sum(r["status"] == "race" for r in run.rows),
             "invalid": sum(r["status"] == "invalid" for r in run.rows),
-            "generations": run.engine.generation,
+            "generations": _generations(run),
             "best": stats.best(),
             "pareto_size": None if config.num_objectives == 1 or final is None else len(final.pareto_front()),
             "hypervolume": stats.last_hypervolume,
@@ -411,9 +489,9 @@ class Search:
     # ----- pieces ------------------------------------------------------------------------------
 
     def _checkpoint_payload(self, run: _Run) -> dict[str, Any]:
-        return self._payload(run.engine, run.baselines.rows())
+        return self._payload(run.engine, run.baselines.rows(), run.schedule.count if run.schedule is not None else None)
 
-    def _payload(self, engine: Engine, baselines: list[Any]) -> dict[str, Any]:
+    def _payload(self, engine: Engine, baselines: list[Any], schedule_events: int | None) -> dict[str, Any]:
         """What ``checkpoint.json`` holds: the engine (RNG included), what it was made for, and
         the search's constructor options."""
         config = engine.config.model_dump(mode="json")
@@ -430,6 +508,8 @@ class Search:
             "space": spec,
             "space_hash": digest(spec),
             "engine": encode_bytes(engine.to_bytes()),
+            # The steady loop: the events of schedule.jsonl this engine state holds (None: generational).
+            "schedule_events": schedule_events,
             "objective": objective,
             "worker": worker_reference(self.worker),
             "exit_on_failure": self.exit_on_failure,
@@ -475,6 +555,19 @@ class _Run:
     started: float
     #: The race state (``racing=True``).
     racing: Racing | None = None
+    #: ``schedule="steady"``: the log of asks and tells, and the loop.
+    schedule: ScheduleLog | None = None
+    steady: SteadyLoop | None = None
+
+
+def _first_events(engine: Engine) -> int | None:
+    """A new run's ``schedule_events``: 0 for the steady loop, None for the generational one."""
+    return 0 if engine.config.schedule == Schedule.STEADY else None
+
+
+def _generations(run: _Run) -> int:
+    """Generations (cohorts of ``pool_size`` results, under the steady schedule) finished."""
+    return run.steady.cohort.index if run.steady is not None else run.engine.generation
 
 
 def _result_order(row: Row) -> tuple[bool, int, bool, Any]:

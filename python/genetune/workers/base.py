@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import contextvars
+import os
+import queue
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar
 
 from genetune.scores import BASELINE_CONFIG, BASELINE_ID, Score
 
-__all__ = ["BASELINE_ID", "BaseWorker", "BatchWorker", "Candidates", "EvaluationSlots", "ResultCallback", "RunOptions"]
+__all__ = [
+    "BASELINE_ID",
+    "BaseWorker",
+    "BatchWorker",
+    "Candidates",
+    "EvaluationSlots",
+    "FutureSlots",
+    "ResultCallback",
+    "RunOptions",
+    "ThreadSlots",
+]
 
 #: Called by a worker with each Score as soon as it is known (the search persists it at once).
 ResultCallback = Callable[[Score], None]
@@ -69,6 +83,9 @@ class EvaluationSlots(ABC):
 
     #: How many evaluations run at once (the search keeps this many in flight).
     capacity: int
+    #: The cohort (generation) the next submitted candidates start in: the search sets it
+    #: before it submits (slots may name or group their tasks by it).
+    cohort: int | None = None
 
     @abstractmethod
     def submit(self, param_id: int | str, params: Any) -> None:
@@ -125,6 +142,26 @@ class BaseWorker(ABC):
         **kwargs: Any,
     ) -> list[Score]:
         """Evaluates ``function`` on every params of the pool."""
+
+    def open_slots(self, function: Callable[[Any], Any], num_objectives: int, options: RunOptions) -> EvaluationSlots:
+        """Evaluation slots for ``schedule="steady"``. The default, for a custom worker that
+        implements only ``run``: one ``run`` call per candidate, each on its own thread, at most
+        ``num_workers`` at once (default: one per CPU), in the context of the search's thread
+        (context variables such as a running Prefect flow's), so ``run`` must be safe to call from
+        several threads at once; a worker with ``respects_num_workers = False`` gets one slot
+        (its calls never overlap). Override it to keep your own pool busy, or use
+        ``schedule="generational"`` to keep whole-batch ``run`` calls."""
+        capacity = int(options.num_workers or os.cpu_count() or 1) if self.respects_num_workers else 1
+        quiet = options.with_on_result(None)
+
+        def one(param_id: int | str, params: Any) -> Score:
+            scores = self.run(function, [params], [param_id], num_objectives, **quiet.as_kwargs())
+            mine = [s for s in scores if s.param_id == param_id]
+            if not mine:
+                raise RuntimeError(f"{self.name} returned no score for candidate {param_id!r}")
+            return mine[0]
+
+        return ThreadSlots(one, capacity, f"genetune-{self.name}")
 
     def measure_baselines(
         self,
@@ -192,3 +229,56 @@ class BatchWorker(BaseWorker):
         if known:
             return []
         return self.evaluate(function, [(BASELINE_ID, dict(BASELINE_CONFIG))], num_objectives, options)
+
+
+class FutureSlots(EvaluationSlots):
+    """Slots whose evaluations are ``concurrent.futures`` Futures of Scores: each one is
+    collected as it ends (the exception of one that raised is re-raised by :meth:`wait`)."""
+
+    capacity: int
+
+    def __init__(self) -> None:
+        self._done: queue.SimpleQueue[Future[Score]] = queue.SimpleQueue()
+        self._in_flight = 0
+
+    def _track(self, future: Future[Score]) -> None:
+        self._in_flight += 1
+        future.add_done_callback(self._done.put)
+
+    def wait(self, timeout: float | None = None) -> list[Score]:
+        if not self._in_flight:
+            return []
+        futures: list[Future[Score]] = []
+        try:
+            futures.append(self._done.get(timeout=timeout))
+        except queue.Empty:
+            return []
+        while True:  # whatever else ended meanwhile, in one call
+            try:
+                futures.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        self._in_flight -= len(futures)
+        return [f.result() for f in futures if not f.cancelled()]
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+
+class ThreadSlots(FutureSlots):
+    """Slots that run ``evaluate(param_id, params)`` on ``capacity`` threads."""
+
+    def __init__(self, evaluate: Callable[[int | str, Any], Score], capacity: int, name: str = "genetune-slot") -> None:
+        super().__init__()
+        self.capacity = capacity
+        self._evaluate = evaluate
+        self._pool = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix=name)
+
+    def submit(self, param_id: int | str, params: Any) -> None:
+        # In the caller's context (a running Prefect flow, say), as the same call there would be.
+        context = contextvars.copy_context()
+        self._track(self._pool.submit(context.run, self._evaluate, param_id, params))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -36,7 +36,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from genetune.scores import Score
-from genetune.workers.base import BatchWorker, Candidates, RunOptions
+from genetune.workers.base import BatchWorker, Candidates, EvaluationSlots, RunOptions
 
 if TYPE_CHECKING:
     from distributed import Client, LocalCluster
@@ -165,6 +165,18 @@ class DaskWorker(BatchWorker):
         spec = dask.TaskSpec(num_objectives=num_objectives, worker=self.name, timeout=options.task_timeout, isolate=isolate)
         scores: list[Score] = dask.evaluate_on_cluster(client, function, candidates, spec, self.resources, options, self.scatter_threshold)
         return scores
+
+    def open_slots(self, function: Callable[[Any], Any], num_objectives: int, options: RunOptions) -> EvaluationSlots:
+        """One Dask task per candidate, as many in flight as the cluster runs at once (the local
+        cluster's threads; on your cluster every worker's threads, or what its resources hold,
+        counted again as workers join and leave)."""
+        from genetune.workers.dask_slots import ClusterSlots
+
+        isolate = self._isolate(options)
+        client = self._ensure_client(options.num_workers)
+        self._check_cluster(client)
+        spec = _on_dask().TaskSpec(num_objectives=num_objectives, worker=self.name, timeout=options.task_timeout, isolate=isolate)
+        return ClusterSlots(client, function, spec, self.resources, scatter_threshold=self.scatter_threshold)
 
     def measure_missing_baselines(
         self, function: Callable[[Any], Any], num_objectives: int, known: Collection[str], options: RunOptions

@@ -4,7 +4,6 @@ one candidate, never the worker process that started it (used on Dask workers)."
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from genetune.evaluation import evaluate, invalid_score, placement
 from genetune.exclusive import set_wait_listener
 from genetune.failures import crash_reason, timeout_reason
 from genetune.scores import Score
+from genetune.workers.process_groups import NEW_SESSION, kill_group, kill_group_of_exited, lead_own_group
 
 __all__ = ["CHILD_START_TIMEOUT_S", "evaluate_in_child", "load_failed"]
 
@@ -33,16 +33,6 @@ def load_failed(param_id: int | str, params: Any, num_objectives: int, worker: s
     return invalid_score(param_id, params, num_objectives, reason, worker=worker, **placement())
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        try:
-            proc.kill()
-        except ProcessLookupError:
-            pass
-
-
 class _Child:
     """A started child process and the thread reading its answer: a ready byte once the
     objective is loaded, then the pickled ``(kind, value)``."""
@@ -52,7 +42,7 @@ class _Child:
             [sys.executable, "-c", _CHILD_CODE],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            start_new_session=True,
+            start_new_session=NEW_SESSION,
         )
         self.ready = threading.Event()
         self.answer: list[bytes] = []
@@ -86,7 +76,7 @@ class _Child:
             pass
 
     def kill(self) -> None:
-        _kill_group(self.proc)
+        kill_group(self.proc.pid)
         self.proc.wait()
 
     def close(self) -> None:
@@ -136,7 +126,7 @@ def evaluate_in_child(
             child.kill()
             assert timeout is not None
             return failed(timeout_reason(timeout), started)
-        child.proc.wait()
+        kill_group_of_exited(child.proc)  # what the objective started dies with it, crashed or not
     finally:
         child.close()
     if child.proc.returncode != 0 or not child.answer or not child.answer[0]:
@@ -148,14 +138,6 @@ def evaluate_in_child(
     return value
 
 
-def _watch_parent(parent: int) -> None:
-    """Ends the child when the process that started it is gone (nothing else would)."""
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent:
-            os._exit(70)
-
-
 def _tell(channel: int, marker: bytes) -> None:
     os.write(channel, marker)
 
@@ -165,7 +147,7 @@ def child_main() -> None:
     stdout; what the objective prints goes to stderr."""
     channel = os.dup(1)
     os.dup2(2, 1)
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    lead_own_group()  # its group dies with it, and with the process that started it
     path, request = cloudpickle.loads(sys.stdin.buffer.read())
     sys.path.extend(p for p in path if p not in sys.path)
     token, blob, param_id, params, num_objectives, worker = cloudpickle.loads(request)

@@ -1,31 +1,41 @@
-"""`PrefectDaskWorker`: each generation as one Prefect *mapped* task over chunks of candidates,
-on the running flow's task runner (a ``prefect_dask.DaskTaskRunner``).
+"""`PrefectDaskWorker`: evaluations as Prefect task runs on the running flow's task runner (a
+``prefect_dask.DaskTaskRunner``).
 
-A Prefect task costs about 120 ms on Dask, so candidates are grouped into chunks; the chunk task
-lives here, in the installed package, because Dask workers import it by reference."""
+Steady-state scheduling (:meth:`PrefectDaskWorker.open_slots`) submits one task run per
+candidate as a slot frees, named ``evaluate-g<cohort>-<id>`` so the UI groups them per cohort;
+a whole generation at once (``schedule="generational"``, :meth:`PrefectDaskWorker.evaluate`) is
+one mapped task over chunks of candidates. The tasks live here, in the installed package,
+because Dask workers import them by reference."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import os
+import threading
+import time
+import uuid
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import distributed
 from dask.base import annotate
+from distributed.scheduler import KilledWorker
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext
-from prefect.futures import PrefectFuture
+from prefect.context import AssetContext, FlowRunContext, SettingsContext, SyncClientContext, serialize_context
+from prefect.futures import PrefectFuture, PrefectWrappedFuture
+from prefect.task_engine import run_task_sync
 from prefect.utilities.annotations import unmapped
-from prefect_dask.task_runners import DaskTaskRunner
+from prefect_dask.task_runners import DaskTaskRunner, PrefectDaskFuture
 
 from genetune.evaluation import invalid_score, placement
 from genetune.exceptions import ObjectiveReturnError
 from genetune.loguru_bridge import install_loguru_bridge
 from genetune.scores import Score, baseline_id
 from genetune.shipping import pack
-from genetune.workers.base import BatchWorker, Candidates, RunOptions
+from genetune.workers.base import BatchWorker, Candidates, EvaluationSlots, RunOptions
 from genetune.workers.dask_cluster import (
     checked_resources,
     evaluate_shipped,
@@ -36,7 +46,7 @@ from genetune.workers.dask_cluster import (
     with_dask_identity,
 )
 
-__all__ = ["CHUNKS_PER_SLOT", "OVERHEAD_SHARE", "TASK_OVERHEAD_S", "PrefectDaskWorker", "evaluate_chunk"]
+__all__ = ["CHUNKS_PER_SLOT", "OVERHEAD_SHARE", "TASK_OVERHEAD_S", "PrefectDaskWorker", "PrefectSlots", "evaluate_chunk", "evaluate_one"]
 
 #: At most this many chunks per Dask worker slot when ``chunk_size`` is None.
 CHUNKS_PER_SLOT = 4
@@ -70,6 +80,27 @@ def evaluate_chunk(
             break
         out.append(with_dask_identity(score, worker, chunk=index))
     return out
+
+
+@task(name="genetune-evaluate", cache_policy=NO_CACHE, persist_result=False, task_run_name="evaluate-g{cohort}-{param_id}")
+def evaluate_one(
+    shipped: bytes,
+    token: str,
+    param_id: int | str,
+    params: Any,
+    num_objectives: int,
+    worker: str,
+    timeout: float | None,
+    cohort: int,
+) -> Score | str:
+    """Evaluates one candidate (steady-state scheduling): its Score, or the message of a wrong
+    return value (a str: the search must stop). ``cohort`` names the task run."""
+    install_loguru_bridge()
+    try:
+        score = evaluate_shipped(shipped, token, param_id, params, num_objectives, worker, timeout, isolate=timeout is not None)
+    except ObjectiveReturnError as err:
+        return str(err)
+    return with_dask_identity(score, worker, cohort=cohort)
 
 
 class PrefectDaskWorker(BatchWorker):
@@ -107,6 +138,8 @@ class PrefectDaskWorker(BatchWorker):
         self.resources = checked_resources(resources)
         self.chunk_size = chunk_size
         self.last_chunk_sizes: list[int] = []
+        #: Results per cohort, naming the task runs when the search does not set the cohort.
+        self.cohort_size: int | None = None
         self._mean_duration_s: float | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # checkpoints pickle the worker: never the runner
@@ -158,17 +191,34 @@ class PrefectDaskWorker(BatchWorker):
         chunks = self.chunks(list(candidates), self._slots(self._dask_client(runner)))
         self.last_chunk_sizes = [len(c) for c in chunks]
         token, blob = pack(function)
-        parameters: dict[str, Any] = {
-            "shipped": unmapped(blob),
-            "token": unmapped(token),
-            "chunk": chunks,
-            "num_objectives": unmapped(num_objectives),
-            "worker": unmapped(self.name),
-            "timeout": unmapped(options.task_timeout),
-            "index": list(range(len(chunks))),
-        }
-        with annotate(resources=self.resources) if self.resources else contextlib.nullcontext():
-            futures: list[PrefectFuture[list[Score | str]]] = list(runner.map(evaluate_chunk, parameters))
+        client = self._dask_client(runner)
+        futures: list[PrefectFuture[list[Score | str]]]
+        if client is not None:  # as runner.map, without its per-task cost (see submit_task)
+            context, run_id = serialize_context(), _context_key()
+            futures = [
+                submit_task(
+                    client,
+                    evaluate_chunk,
+                    {"shipped": blob, "token": token, "chunk": chunk, "num_objectives": num_objectives, "worker": self.name, "timeout": options.task_timeout, "index": index},
+                    f"genetune-chunk-{index}-{run_id[:8]}",
+                    self.resources,
+                    context,
+                    run_id,
+                )
+                for index, chunk in enumerate(chunks)
+            ]
+        else:
+            parameters: dict[str, Any] = {
+                "shipped": unmapped(blob),
+                "token": unmapped(token),
+                "chunk": chunks,
+                "num_objectives": unmapped(num_objectives),
+                "worker": unmapped(self.name),
+                "timeout": unmapped(options.task_timeout),
+                "index": list(range(len(chunks))),
+            }
+            with annotate(resources=self.resources) if self.resources else contextlib.nullcontext():
+                futures = list(runner.map(evaluate_chunk, parameters))
         scores: list[Score] = []
         wrong: str | None = None
         for chunk, future in zip(chunks, futures, strict=True):
@@ -183,6 +233,14 @@ class PrefectDaskWorker(BatchWorker):
         if durations:
             self._mean_duration_s = sum(durations) / len(durations)
         return scores
+
+    def open_slots(self, function: Callable[[Any], Any], num_objectives: int, options: RunOptions) -> EvaluationSlots:
+        """Steady-state scheduling: one Prefect task run per candidate, submitted as a slot frees;
+        as many slots as the cluster runs at once (threads, or what ``resources`` allow)."""
+        runner = self._runner()
+        client = self._dask_client(runner)
+        capacity = self._slots(client) if client is not None else int(getattr(runner, "_max_workers", None) or os.cpu_count() or 1)
+        return PrefectSlots(self, runner, function, num_objectives, options, max(1, capacity))
 
     def _outcome(self, chunk: Chunk, future: PrefectFuture[list[Score | str]], num_objectives: int) -> list[Score | str]:
         """A chunk's results; a chunk that failed as a whole makes its candidates INVALID."""
@@ -210,3 +268,222 @@ def _named_for_placement(score: Score) -> Score:
     """A baseline measured where the runner put it, named ``baseline@<placement>``."""
     where = score.metadata.get("placement") if isinstance(score.metadata, dict) else None
     return score.model_copy(update={"param_id": baseline_id(where)}) if where else score
+
+
+def submit_task(
+    client: distributed.Client,
+    task_: Any,
+    parameters: dict[str, Any],
+    key: str,
+    resources: Mapping[str, float] | None,
+    context: dict[str, Any],
+    context_key: str,
+) -> PrefectDaskFuture[Any]:
+    """What ``PrefectDaskClient.submit`` does, less its cost: ``context`` is the flow run's
+    serialized Prefect context (settings, flow run, tags: ~30 ms per ``serialize_context`` call
+    uncontended, seconds on a loaded machine, 93 % of a submit), made once by the caller instead
+    of once per task; the task runs through an importable function (no closure to cloudpickle)
+    under an explicit key with ``pure=False`` (nothing to tokenize); on the Dask worker the
+    settings and API client are built once per process (``context_key``)."""
+    task_run_id = uuid.uuid4()
+    dependencies: dict[str, set[Any]] = {name: set() for name in parameters}  # plain values: no upstream task runs
+    asset = AssetContext.from_task_and_inputs(task=task_, task_run_id=task_run_id, task_inputs=dependencies, copy_to_child_ctx=True)
+    dask_future = distributed.Client.submit(
+        client,
+        _run_task,
+        key=key,
+        resources=dict(resources) if resources else None,
+        pure=False,
+        task=task_,
+        task_run_id=task_run_id,
+        parameters=parameters,
+        wait_for=None,
+        return_type="state",
+        dependencies=dependencies,
+        context={**context, "asset_context": asset.serialize()},
+        context_key=context_key,
+    )
+    return PrefectDaskFuture(wrapped_future=dask_future, task_run_id=task_run_id)
+
+
+def _context_key() -> str:
+    """Names the flow run's Prefect settings on the Dask workers (built once per process)."""
+    context = FlowRunContext.get()
+    return str(context.flow_run.id) if context is not None and context.flow_run is not None else uuid.uuid4().hex
+
+
+#: Per Dask worker process: the Prefect settings and API client of each slots' flow run.
+_PROCESS_CONTEXTS: dict[str, tuple[SettingsContext, SyncClientContext]] = {}
+_PROCESS_LOCK = threading.Lock()
+
+
+def _run_task(*, context_key: str, context: dict[str, Any], **kwargs: Any) -> Any:
+    """What a Dask worker runs for one task run of :class:`PrefectSlots`: prefect-dask's own
+    wrapper, except that the settings and the API client are built once per worker process
+    (rebuilding the settings and a client with its SSL context cost ~1 s of a loaded core per
+    task, which staggered the starts of a cohort by seconds)."""
+    settings, clients = _process_context(context_key, context)
+    settings_token = SettingsContext.__var__.set(settings)
+    clients_token = SyncClientContext.__var__.set(clients)
+    try:
+        return run_task_sync(context={k: v for k, v in context.items() if k != "settings_context"}, **kwargs)
+    finally:
+        SyncClientContext.__var__.reset(clients_token)
+        SettingsContext.__var__.reset(settings_token)
+
+
+def _process_context(key: str, context: dict[str, Any]) -> tuple[SettingsContext, SyncClientContext]:
+    with _PROCESS_LOCK:
+        found = _PROCESS_CONTEXTS.get(key)
+        if found is None:
+            if len(_PROCESS_CONTEXTS) >= 8:  # several flow runs may share a worker process
+                for _, old in _PROCESS_CONTEXTS.values():
+                    with contextlib.suppress(Exception):
+                        old.client.__exit__(None, None, None)
+                _PROCESS_CONTEXTS.clear()
+            settings = SettingsContext(**context["settings_context"])
+            token = SettingsContext.__var__.set(settings)
+            try:  # the client for these settings (their API URL), open for the process's life
+                clients = SyncClientContext()
+                clients.client.__enter__()
+            finally:
+                SettingsContext.__var__.reset(token)
+            found = _PROCESS_CONTEXTS[key] = (settings, clients)
+        return found
+
+
+@dataclass
+class _Running:
+    future: PrefectWrappedFuture[Score | str, Any]
+    param_id: int | str
+    params: Any
+    submitted: float
+
+
+class PrefectSlots(EvaluationSlots):
+    """Evaluations of :meth:`PrefectDaskWorker.open_slots` in flight: each a Prefect task run
+    (``evaluate-g<cohort>-<id>``) on the flow's task runner, with the worker's Dask resources.
+
+    ``cohort``: the cohort the next submitted candidates belong to (the search sets it from its
+    cohort counter, results told // pool size); left None, it counts the results returned so far
+    by the worker's ``cohort_size`` (the flow sets the pool size), else by ``capacity``."""
+
+    def __init__(
+        self,
+        worker: PrefectDaskWorker,
+        runner: Any,
+        function: Callable[[Any], Any],
+        num_objectives: int,
+        options: RunOptions,
+        capacity: int,
+    ) -> None:
+        self.capacity = capacity
+        self.cohort: int | None = None
+        self._worker = worker
+        self._runner = runner
+        self._client = PrefectDaskWorker._dask_client(runner)
+        self._num_objectives = num_objectives
+        self._options = options
+        self._token, self._blob = pack(function)
+        self._run_id = uuid.uuid4().hex
+        self._submitted = 0
+        self._returned = 0
+        self._running: dict[str, _Running] = {}
+        self._closed = False
+        self._ended = threading.Event()
+        self._context: dict[str, Any] | None = None
+        self._context_key = ""
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    def submit(self, param_id: int | str, params: Any) -> None:
+        if self._closed:
+            raise RuntimeError("these evaluation slots are closed")
+        cohort = self.cohort if self.cohort is not None else self._returned // (self._worker.cohort_size or self.capacity)
+        parameters: dict[str, Any] = {
+            "shipped": self._blob,
+            "token": self._token,
+            "param_id": param_id,
+            "params": params,
+            "num_objectives": self._num_objectives,
+            "worker": self._worker.name,
+            "timeout": self._options.task_timeout,
+            "cohort": cohort,
+        }
+        key = f"genetune-{param_id}-{self._run_id[:8]}-{self._submitted}"
+        future: PrefectWrappedFuture[Score | str, Any]
+        if self._client is not None:
+            future = self._submit_to_dask(key, parameters)
+        else:
+            with annotate(resources=self._worker.resources) if self._worker.resources else contextlib.nullcontext():
+                future = self._runner.submit(evaluate_one, parameters)
+        self._submitted += 1
+        self._running[key] = _Running(future, param_id, params, time.perf_counter())
+        future.wrapped_future.add_done_callback(lambda _: self._ended.set())
+
+    def _submit_to_dask(self, key: str, parameters: dict[str, Any]) -> PrefectDaskFuture[Score | str]:
+        if self._context is None:  # once per slots: the flow run's context does not change
+            self._context = serialize_context()
+            self._context_key = _context_key()
+        return submit_task(self._client, evaluate_one, parameters, key, self._worker.resources, self._context, self._context_key)
+
+    def wait(self, timeout: float | None = None) -> list[Score]:
+        if not self._running:
+            return []
+        self._wait_any(timeout)
+        scores: list[Score] = []
+        wrong: str | None = None
+        for key, entry in list(self._running.items()):
+            if not self._done(entry.future):
+                continue
+            del self._running[key]
+            value = self._outcome(entry)
+            if isinstance(value, str):
+                wrong = wrong or value
+                continue
+            self._returned += 1
+            scores.append(self._options.report(value))
+        if wrong is not None:
+            raise ObjectiveReturnError(wrong)
+        return scores
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        running, self._running = self._running, {}
+        for entry in running.values():
+            wrapped = entry.future.wrapped_future
+            if isinstance(wrapped, distributed.Future):
+                wrapped.cancel()  # type: ignore[no-untyped-call]
+            else:
+                wrapped.cancel()
+
+    def _wait_any(self, timeout: float | None) -> None:
+        """Until one evaluation in flight has ended (set by the futures' done callbacks)."""
+        self._ended.clear()
+        if not any(self._done(entry.future) for entry in self._running.values()):
+            self._ended.wait(timeout)
+
+    @staticmethod
+    def _done(future: PrefectWrappedFuture[Score | str, Any]) -> bool:
+        return bool(future.wrapped_future.done())
+
+    def _outcome(self, entry: _Running) -> Score | str:
+        """A finished task run's Score; one that failed as a whole (its Dask workers kept dying,
+        a Prefect error) makes the candidate INVALID."""
+        elapsed = time.perf_counter() - entry.submitted
+        try:
+            return entry.future.result()
+        except KilledWorker as err:
+            last = getattr(getattr(err, "last_worker", None), "address", "?")
+            reason = f"crashed: dask worker died running it {err.allowed_failures + 1} time(s) (last on {last})"
+        except Exception as err:
+            reason = f"exception: task failed: {type(err).__name__}: {err}"
+        finally:
+            wrapped = entry.future.wrapped_future
+            if isinstance(wrapped, distributed.Future):
+                wrapped.release()  # type: ignore[no-untyped-call]
+        return invalid_score(entry.param_id, entry.params, self._num_objectives, reason, elapsed, worker=self._worker.name)

@@ -2,6 +2,10 @@
 (`IsolatedWorker`). A timeout kills the process running the evaluation, so a hung C call stops
 too; a crashed process makes its candidate INVALID (``crashed: exit code N``).
 
+Every pool process leads a process group of its own (:mod:`genetune.workers.process_groups`):
+the processes an objective starts die with it when it times out or crashes, when a fresh
+process ends (``IsolatedWorker``) and when the pool closes.
+
 A two-phase objective (``build``/``measure``) is built on every free process of the pool and
 measured one candidate at a time; the built artifact travels from the building process to the
 measuring one, so it must pickle (a path, say). ``task_timeout`` bounds the build and the
@@ -11,7 +15,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -19,6 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pebble import ProcessExpired, ProcessPool
@@ -29,7 +36,8 @@ from genetune.objectives import BuildOutcome, MeasuredObjective
 from genetune.scores import Score
 from genetune.settings import get_settings
 from genetune.shipping import pack, unpack
-from genetune.workers.base import BatchWorker, Candidates, RunOptions
+from genetune.workers.base import BatchWorker, Candidates, EvaluationSlots, RunOptions
+from genetune.workers.process_groups import kill_group, lead_own_group
 
 __all__ = ["UNGUARDED_MAIN_HINT", "IsoMultiProcessWorker", "IsolatedWorker", "MultiProcessWorker", "refuse_in_worker_bootstrap"]
 
@@ -69,6 +77,13 @@ def broken_pool_error(err: BrokenProcessPool, method: str) -> RuntimeError:
             f"{UNGUARDED_MAIN_HINT}; or use worker_type=\"sequential\" / start_method=\"fork\""
         )
     return RuntimeError(f"the process workers died while starting ({err}); their output above says why")
+
+
+def _register_and_lead(folder: str) -> None:
+    """A pool process's initializer: leads its own process group and names itself in ``folder``
+    (so the parent can kill what it leaves when it is gone)."""
+    lead_own_group()
+    Path(folder, str(os.getpid())).touch()
 
 
 def _evaluate_pickled(token: str, blob: bytes, param_id: int | str, params: Any, num_objectives: int, worker: str) -> Score:
@@ -114,6 +129,8 @@ class MultiProcessWorker(BatchWorker):
         self._start_method = start_method
         self._pool: ProcessPool | None = None
         self._pool_size = 0
+        #: Where the pool's processes name themselves (one empty file per pid).
+        self._groups: str | None = None
 
     def _ensure_pool(self, num_workers: int) -> ProcessPool:
         if self._pool is None or self._pool_size != num_workers:
@@ -123,9 +140,32 @@ class MultiProcessWorker(BatchWorker):
             if method == "forkserver":
                 # Forked children then start with genetune already imported (≈ms, not ≈1 s).
                 context.set_forkserver_preload(["genetune.workers.process"])
-            self._pool = ProcessPool(max_workers=num_workers, max_tasks=self.tasks_per_process, context=context)
+            self._groups = tempfile.mkdtemp(prefix="genetune-pool-")
+            self._pool = ProcessPool(
+                max_workers=num_workers,
+                max_tasks=self.tasks_per_process,
+                context=context,
+                initializer=_register_and_lead,
+                initargs=(self._groups,),
+            )
             self._pool_size = num_workers
         return self._pool
+
+    def _kill_leftovers(self) -> None:
+        """Kills what is left of the process groups of the pool processes that are gone (timed
+        out, crashed, done with their tasks). Only once no process holds the pid: the group's id
+        is then that pid, and the kernel gives it to no new process while the group has members."""
+        if self._groups is None:
+            return
+        for entry in os.scandir(self._groups):
+            pid = int(entry.name)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                kill_group(pid)
+                os.unlink(entry.path)
+            except PermissionError:  # another user's process has the pid: ours is long gone
+                os.unlink(entry.path)
 
     def evaluate(self, function: Callable[[Any], Any], candidates: Candidates, num_objectives: int, options: RunOptions) -> list[Score]:
         timeout = options.task_timeout
@@ -143,6 +183,8 @@ class MultiProcessWorker(BatchWorker):
             for future in done:
                 param_id, params, started = pending.pop(future)
                 scores.append(options.report(self._outcome(future, param_id, params, num_objectives, started, timeout)))
+            if self.tasks_per_process:
+                self._kill_leftovers()
         return scores
 
     def _evaluate_two_phase(
@@ -183,6 +225,12 @@ class MultiProcessWorker(BatchWorker):
                 scores.append(options.report(outcome))
         return scores
 
+    def open_slots(self, function: Callable[[Any], Any], num_objectives: int, options: RunOptions) -> EvaluationSlots:
+        """One slot per process of the pool; a two-phase objective's builds fill the free
+        processes and its measurements run one at a time, as in :meth:`evaluate`."""
+        pool = self._ensure_pool(int(options.num_workers or os.cpu_count() or 1))
+        return _PoolSlots(self, pool, function, num_objectives, options.task_timeout)
+
     def _outcome(
         self, future: Future[Any], param_id: int | str, params: Any, num_objectives: int, started: float, timeout: float | None
     ) -> Any:
@@ -191,21 +239,110 @@ class MultiProcessWorker(BatchWorker):
             return future.result()
         except FutureTimeout:
             assert timeout is not None
+            self._kill_leftovers()
             return invalid_score(param_id, params, num_objectives, timeout_reason(timeout), elapsed, worker=self.name)
         except ProcessExpired as err:
+            kill_group(err.pid)
+            self._kill_leftovers()
             return invalid_score(param_id, params, num_objectives, crash_reason(err.exitcode), elapsed, worker=self.name)
         except BrokenProcessPool as err:  # no process could start: no candidate can be evaluated
             raise broken_pool_error(err, self._start_method or get_settings().process_start_method) from None  # the cause is in the message
 
     def __getstate__(self) -> dict[str, Any]:
         # A live pool stays with its process; a restored worker starts its own.
-        return {**self.__dict__, "_pool": None, "_pool_size": 0}
+        return {**self.__dict__, "_pool": None, "_pool_size": 0, "_groups": None}
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.stop()  # type: ignore[no-untyped-call]
+            self._pool.stop()  # type: ignore[no-untyped-call]  # SIGTERM: each process kills its group
             self._pool.join()
             self._pool = None
+        if self._groups is not None:
+            self._kill_leftovers()  # also of those that ignored SIGTERM (a hung C call)
+            shutil.rmtree(self._groups, ignore_errors=True)
+            self._groups = None
+
+
+class _PoolSlots(EvaluationSlots):
+    """The pool's processes as evaluation slots (``schedule="steady"``)."""
+
+    def __init__(
+        self, worker: MultiProcessWorker, pool: ProcessPool, function: Callable[[Any], Any], num_objectives: int, timeout: float | None
+    ) -> None:
+        self.capacity = worker._pool_size
+        self._worker = worker
+        self._pool = pool
+        self._num_objectives = num_objectives
+        self._timeout = timeout
+        self._token, self._blob = pack(function)
+        self._two_phase = isinstance(function, MeasuredObjective) and function.two_phase
+        self._quiet = isinstance(function, MeasuredObjective) and function.quiet
+        # Plain evaluations run in ``building`` (one phase); two-phase ones move on to ``measuring``.
+        self._state = _Phases(deque())
+
+    def submit(self, param_id: int | str, params: Any) -> None:
+        if not self._two_phase:
+            args = (self._token, self._blob, param_id, params, self._num_objectives, self._worker.name)
+            future = self._pool.schedule(_evaluate_pickled, args=args, timeout=self._timeout)
+            self._state.building[future] = (param_id, params, time.perf_counter())
+            return
+        self._state.todo.append((param_id, params))
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Starts a measurement when none runs, and builds on the other processes (the rules of
+        ``MultiProcessWorker._evaluate_two_phase``)."""
+        state, quiet, name = self._state, self._quiet, self._worker.name
+        if not state.measuring and state.ready and not (quiet and state.building):
+            param_id, params, built = state.ready.popleft()
+            args = (self._token, self._blob, param_id, params, built, self._num_objectives, name)
+            state.measuring[self._pool.schedule(_measure_pickled, args=args, timeout=self._timeout)] = (param_id, params, time.perf_counter())
+        while (
+            state.todo
+            and len(state.building) + len(state.measuring) < self.capacity
+            and len(state.ready) + len(state.building) < self.capacity
+            and not (quiet and (state.measuring or state.ready))
+        ):
+            param_id, params = state.todo.popleft()
+            build_args = (self._token, self._blob, param_id, params, self._num_objectives, name)
+            state.building[self._pool.schedule(_build_pickled, args=build_args, timeout=self._timeout)] = (param_id, params, time.perf_counter())
+
+    def wait(self, timeout: float | None = None) -> list[Score]:
+        state = self._state
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        while state.building or state.measuring:
+            left = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            done, _ = wait([*state.building, *state.measuring], timeout=left, return_when=FIRST_COMPLETED)
+            scores: list[Score] = []
+            for future in done:
+                phase = state.building if future in state.building else state.measuring
+                param_id, params, started = phase.pop(future)
+                outcome = self._worker._outcome(future, param_id, params, self._num_objectives, started, self._timeout)
+                if isinstance(outcome, BuildOutcome):
+                    state.ready.append((param_id, params, outcome))
+                else:
+                    scores.append(outcome)
+            if self._worker.tasks_per_process:
+                self._worker._kill_leftovers()  # what the processes that ended left running
+            if self._two_phase:
+                self._schedule()
+            if scores or (deadline is not None and time.perf_counter() >= deadline):
+                return scores
+        return []
+
+    @property
+    def in_flight(self) -> int:
+        state = self._state
+        return len(state.todo) + len(state.ready) + len(state.building) + len(state.measuring)
+
+    def close(self) -> None:
+        state = self._state
+        for future in [*state.building, *state.measuring]:
+            future.cancel()
+        state.todo.clear()
+        state.ready.clear()
+        state.building.clear()
+        state.measuring.clear()
 
 
 class IsolatedWorker(MultiProcessWorker):

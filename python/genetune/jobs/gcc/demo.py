@@ -1,6 +1,8 @@
-"""``genetune demo``: the gcc job on embedded defaults, as a new user's first command.
+"""``genetune demo``: the gcc job on embedded defaults, as a new user's first command (the
+command line is :mod:`genetune.cli`; this module imports nothing of it).
 
-A local Dask cluster, Prefect's ephemeral server (or ``PREFECT_API_URL`` when set), MLflow in a
+It tunes the bundled kernels' own parameters and gcc flags together (``--space joint``, the
+default) or the flags alone (``--space flags``). A local Dask cluster, Prefect's ephemeral server (or ``PREFECT_API_URL`` when set), MLflow in a
 SQLite store and the JSONL log, all under one folder (``./genetune-demo`` by default); at the end
 it says where to look.
 """
@@ -8,8 +10,6 @@ it says where to look.
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from genetune.jobs.gcc.flow import gcc_tuning
 from genetune.jobs.gcc.stats import SpeedupReport
 from genetune.prefect_api import prefect_api
 
-__all__ = ["main", "run_demo"]
+__all__ = ["run_demo", "where_to_look"]
 
 #: (generations, pool_size, size, repeats, rounds): the full demo, and the smoke run CI uses.
 FULL = (6, 16, "default", 5, 10)
@@ -35,10 +35,12 @@ def run_demo(
     n_workers: int | None = None,
     seed: int = 1,
     dask_address: str | None = None,
+    space: str = "joint",
     progress_bar: bool = False,
 ) -> dict[str, Any]:
     """Runs the ``genetune-gcc-tuning`` flow with everything kept under ``folder`` (run folders,
-    the MLflow store and its artifacts); returns its summary. ``progress_bar``: a bar per
+    the MLflow store and its artifacts); returns its summary. ``space``: ``"joint"`` (kernel
+    parameters and gcc flags), ``"flags"`` or a space file. ``progress_bar``: a bar per
     generation on stderr."""
     root = Path(folder).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -57,6 +59,7 @@ def run_demo(
             dask_address=dask_address,
             cache_folder=str(root / "runs"),
             mlflow_tracking_uri=tracking_uri,
+            space=space,
             progress_bar=progress_bar,
         )
     summary["prefect_api_url"] = None if ephemeral else api_url
@@ -73,10 +76,11 @@ def where_to_look(summary: dict[str, Any]) -> str:
         if api_url
         else "prefect server start   (then http://127.0.0.1:4200, flow runs genetune-gcc-tuning / genetune-search)"
     )
-    lines = [
-        "",
-        "genetune demo finished",
-        f"  best gcc flags : {' '.join(report.flags)}",
+    lines = ["", "genetune demo finished"]
+    if report.kernel_params:
+        lines.append(f"  best parameters : {report.parameters_text()}")
+    lines += [
+        f"  best gcc flags : {' '.join(report.gcc_flags())}",
         f"  re-measured    : {report.summary()}",
         f"  result folder  : {run_folder}",
         "                   results.csv (every candidate), evaluations.jsonl, speedup.md, best_flags.txt",
@@ -85,13 +89,3 @@ def where_to_look(summary: dict[str, Any]) -> str:
     ]
     return "\n".join(lines)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``genetune demo`` (its options: ``genetune demo --help``)."""
-    from genetune.cli import main as cli_main
-
-    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

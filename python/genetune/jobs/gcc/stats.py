@@ -1,4 +1,5 @@
-"""Is the tuned flag set really faster? Re-measure it against -O2 and -O3, interleaved."""
+"""Is the tuned candidate really faster? Re-measure it against what the user had (the kernels'
+defaults at -O2 and -O3), interleaved."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from genetune.evaluation import placement
 from genetune.exclusive import measuring_slot
 from genetune.intervals import welch
-from genetune.jobs.gcc.flags import flags_from_params
+from genetune.jobs.gcc.flags import flags_from_params, kernel_params
 from genetune.jobs.gcc.objective import GccObjective
 
 __all__ = ["Comparison", "SpeedupReport", "measure_speedups"]
@@ -45,11 +46,14 @@ class Comparison(BaseModel):
 
 class SpeedupReport(BaseModel):
     """What :func:`measure_speedups` measured: one total time (seconds, summed over the kernels)
-    per variant and round, and the comparisons of the tuned flags with -O2 and -O3."""
+    per variant and round, and the comparisons of the tuned candidate with -O2 and -O3 (the
+    kernels at their defaults). ``flags``: every gcc argument of the candidate (its kernel
+    parameters as ``-D`` macros among them); ``kernel_params``: those parameters by name."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     flags: list[str]
+    kernel_params: dict[str, int | float | str] = {}
     kernels: list[str]
     size: str
     rounds: int
@@ -60,14 +64,29 @@ class SpeedupReport(BaseModel):
     vs_O2: Comparison
     vs_O3: Comparison
 
+    def gcc_flags(self) -> list[str]:
+        """The candidate's compiler flags without its kernel macros."""
+        macros = set(flags_from_params(self.kernel_params)) - {"-O2"}
+        return [flag for flag in self.flags if flag not in macros]
+
+    def parameters_text(self) -> str:
+        """The kernel parameters as ``NAME=value`` words (empty for a flags-only candidate)."""
+        return " ".join(f"{name}={value}" for name, value in self.kernel_params.items())
+
     def summary(self) -> str:
-        """One line: how much faster the tuned flags are than -O2 and -O3."""
-        return f"best flags are {self.vs_O2.phrase()} and {self.vs_O3.phrase()}"
+        """One line: what won (its kernel parameters and gcc flags) and how much faster it is than
+        the kernels' defaults at -O3 and -O2."""
+        if not self.kernel_params:
+            return f"best flags are {self.vs_O2.phrase()} and {self.vs_O3.phrase()}"
+        return f"best {self.parameters_text()} with {' '.join(self.gcc_flags())}: {self.vs_O3.phrase()} and {self.vs_O2.phrase()}"
 
     def to_markdown(self) -> str:
-        """The flags and a small table of median times and speedups."""
+        """The candidate and a small table of median times and speedups."""
+        what = f"Flags: `{' '.join(self.flags)}`"
+        if self.kernel_params:
+            what = f"Kernel parameters: `{self.parameters_text()}`; gcc flags: `{' '.join(self.gcc_flags())}`"
         rows = [
-            f"Flags: `{' '.join(self.flags)}` ({', '.join(self.kernels)}; size {self.size}; {self.rounds} interleaved rounds)",
+            f"{what} ({', '.join(self.kernels)}; size {self.size}; {self.rounds} interleaved rounds)",
             "",
             "| variant | median time (s) | speedup of the flags (geometric means) | 95% CI (Welch, log times) | Welch p |",
             "|---|---:|---:|---:|---:|",
@@ -91,7 +110,8 @@ def _compare(name: str, candidate: Sequence[float], baseline: Sequence[float]) -
 
 
 def measure_speedups(objective: GccObjective, params: Mapping[str, Any], *, rounds: int = 10, seed: int = 0) -> SpeedupReport:
-    """Re-measures the flags of ``params``, -O2 and -O3 with ``objective``'s kernels, size and
+    """Re-measures the candidate ``params`` (flags and kernel parameters), -O2 and -O3 (kernels at
+    their defaults) with ``objective``'s kernels, size and
     timeouts: everything is built and checked once, each variant is warmed up ``objective.warmup``
     times per kernel, then each of ``rounds`` rounds runs the three variants in a random order
     (seeded), each giving the sum over kernels of the median of ``objective.repeats`` runs.
@@ -103,7 +123,10 @@ def measure_speedups(objective: GccObjective, params: Mapping[str, Any], *, roun
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     flags = flags_from_params(params)
+    tuned = kernel_params(params)
+    # -O2 and -O3 build the kernels at their source defaults: what the user had.
     variants: dict[str, list[str]] = {_CANDIDATE: flags, "-O2": ["-O2"], "-O3": ["-O3"]}
+    o2, o3 = ("the defaults at -O2", "the defaults at -O3") if tuned else ("-O2", "-O3")
     expected = objective._reference_checksums()
     rng = np.random.default_rng(seed)
     times: dict[str, list[float]] = {name: [] for name in variants}
@@ -125,6 +148,7 @@ def measure_speedups(objective: GccObjective, params: Mapping[str, Any], *, roun
                     )
     return SpeedupReport(
         flags=flags,
+        kernel_params=tuned,
         kernels=list(objective.kernels),
         size=objective.size,
         rounds=rounds,
@@ -132,6 +156,6 @@ def measure_speedups(objective: GccObjective, params: Mapping[str, Any], *, roun
         times_flags=times[_CANDIDATE],
         times_O2=times["-O2"],
         times_O3=times["-O3"],
-        vs_O2=_compare("-O2", times[_CANDIDATE], times["-O2"]),
-        vs_O3=_compare("-O3", times[_CANDIDATE], times["-O3"]),
+        vs_O2=_compare(o2, times[_CANDIDATE], times["-O2"]),
+        vs_O3=_compare(o3, times[_CANDIDATE], times["-O3"]),
     )

@@ -1,0 +1,2 @@
+"""Bridges to other tuners' formats and drivers. Each module imports its tuner only when loaded
+(``import genetune`` imports none of them)."""
