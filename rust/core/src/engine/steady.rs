@@ -22,8 +22,9 @@ const MIN_DESIGN: usize = 10;
 const DESIGN_SHARE: usize = 20;
 /// The model needs this many told results before it chooses; until then, uniform draws.
 const MIN_MODEL_ROWS: usize = 2;
-/// Offspring screened per asked candidate, as a multiple of `oversampling`.
-const SCREEN_FACTOR: usize = 4;
+/// Offspring screened per asked candidate, as a multiple of `oversampling` (1: the generational
+/// engine's ratio; 4 measured worse at 100 evaluations, too greedy without a batch to spread).
+const SCREEN_FACTOR: usize = 1;
 /// Offspring screened per asked candidate, at most.
 const MAX_SCREENED_PER_ASK: usize = 1024;
 /// The model is refitted once the results told since its fit reach this share of the rows it
@@ -33,6 +34,10 @@ const REFIT_SHARE: usize = 32;
 /// Distance (mean per gene, in [0, 1]) within which an in-flight candidate lowers the value of
 /// offspring: `1 - exp(-(d / r)²)` per in-flight candidate.
 const PENDING_RADIUS: f64 = 0.1;
+/// The latest results count as in flight too: asked one at a time, consecutive candidates
+/// otherwise crowd on the model's optimum (measured: TPE's median matched on 8 of 11 problems at
+/// 100 evaluations instead of 5).
+const RECENT: usize = 4;
 
 impl Engine {
     /// The whole budget of candidates asked: `generations * pool_size`.
@@ -353,8 +358,8 @@ impl Engine {
     }
 
     /// Breeds many offspring of the population and takes the one the surrogate expects most
-    /// from (a Thompson-like draw of half the trees), in-flight candidates discounting the
-    /// offspring near them.
+    /// from (a Thompson-like draw of half the trees), in-flight candidates and the latest
+    /// results discounting the offspring near them.
     fn choose_by_model(&mut self, x: &mut [f64], on: &mut [bool]) -> bool {
         self.refresh_model();
         let np = self.num_params();
@@ -373,11 +378,14 @@ impl Engine {
         }
         let cand = self.features(&offspring.x, &offspring.on);
         let predictions = model.predict_each(&cand);
-        let in_flight = [
+        let archive = &self.state.archive;
+        let from = archive.len().saturating_sub(RECENT);
+        let mut in_flight = [
             self.features(&self.state.pending.x, &self.state.pending.on),
             self.features(&self.state.proposed.x, &self.state.proposed.on),
         ]
         .concat();
+        in_flight.extend(self.features(&archive.x[from * np..], &archive.on[from * np..]));
         let scale: Vec<(bool, f64)> = self
             .feature_specs()
             .iter()
