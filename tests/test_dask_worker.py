@@ -113,8 +113,8 @@ def test_local_cluster_matches_sequential(tmp_path: Path) -> None:
     worker = DaskWorker()
     result = search(obj.quadratic, worker, tmp_path).start(num_workers=2)
     assert evaluated_right(result)
-    generational = search(obj.quadratic, worker, tmp_path, config(schedule="generational")).start(num_workers=2)
-    assert table(generational) == sequential_table(tmp_path)
+    generational = config(schedule="generational")
+    assert table(search(obj.quadratic, worker, tmp_path, generational).start(num_workers=2)) == sequential_table(tmp_path, generational)
     meta = metadata(result)
     assert len(meta) == 24
     for m in meta:
