@@ -128,22 +128,6 @@ impl Engine {
     /// Validates the whole call before changing anything.
     pub(super) fn tell_generational(&mut self, ids: &[u64], scores: &[f64]) -> Result<()> {
         let m = self.num_objectives();
-        if scores.len() != ids.len() * m {
-            return Err(Error::InvalidTell(format!(
-                "scores must have shape ({}, {m}) for {} ids, got {} values",
-                ids.len(),
-                ids.len(),
-                scores.len()
-            )));
-        }
-        if ids.is_empty() {
-            return Ok(());
-        }
-        if self.state.done {
-            return Err(Error::InvalidTell(
-                "the search is finished; no candidate is pending".into(),
-            ));
-        }
         let base = self.state.batch.ids[0];
         let len = self.state.batch.len();
         let mut fresh = vec![false; len];

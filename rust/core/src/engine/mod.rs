@@ -379,6 +379,23 @@ impl Engine {
     /// generation is all told, the next is bred. Steady: the population and the model's data
     /// take the results at once.
     pub fn tell(&mut self, ids: &[u64], scores: &[f64]) -> Result<()> {
+        let m = self.num_objectives();
+        if scores.len() != ids.len() * m {
+            return Err(Error::InvalidTell(format!(
+                "scores must have shape ({}, {m}) for {} ids, got {} values",
+                ids.len(),
+                ids.len(),
+                scores.len()
+            )));
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        if self.state.done {
+            return Err(Error::InvalidTell(
+                "the search is finished; no candidate is pending".into(),
+            ));
+        }
         if self.steady() {
             self.tell_steady(ids, scores)
         } else {

@@ -190,22 +190,6 @@ impl Engine {
 
     pub(super) fn tell_steady(&mut self, ids: &[u64], scores: &[f64]) -> Result<()> {
         let m = self.num_objectives();
-        if scores.len() != ids.len() * m {
-            return Err(Error::InvalidTell(format!(
-                "scores must have shape ({}, {m}) for {} ids, got {} values",
-                ids.len(),
-                ids.len(),
-                scores.len()
-            )));
-        }
-        if ids.is_empty() {
-            return Ok(());
-        }
-        if self.state.done {
-            return Err(Error::InvalidTell(
-                "the search is finished; no candidate is pending".into(),
-            ));
-        }
         let pending = &self.state.pending;
         let mut fresh = vec![false; pending.len()];
         // Per pending position, the row of its scores in this call.
