@@ -623,6 +623,9 @@ def test_automatic_chunking_adapts_to_evaluation_time() -> None:
 def test_flow_takes_constraints_when_and_warm_start(prefect_api: None, gpu_cluster: LocalCluster, tmp_path: Path) -> None:
     earlier = gt.Search(fobj.quadratic, fobj.SPACE, CONFIG, worker_type="sequential", cache_folder=tmp_path / "a", disable_progress_bar=True)
     first = earlier.start()
+    # A warm-start candidate far from the optimum, so the earlier search did not evaluate it (a prior is never proposed again).
+    warm = {"x": 0, "y": 0.95, "opt": {"level": "-O1"}}
+    assert warm not in list(first.get_results()["params"])
     gated = {**fobj.SPACE_FRIENDLY, "opt": {**fobj.SPACE_FRIENDLY["opt"]}}
     gated["opt"]["unroll"] = {**gated["opt"]["unroll"], "when": {"opt.level": ["-O2", "-O3"]}}
     _, summary = run_flow(
@@ -632,12 +635,12 @@ def test_flow_takes_constraints_when_and_warm_start(prefect_api: None, gpu_clust
         dask_address=gpu_cluster.scheduler_address,
         cache_folder=str(tmp_path / "flow"),
         constraints=["x >= 0", "opt.unroll is None or opt.unroll <= 4"],
-        warm_start=[{"x": 2, "y": 0.3, "opt": {"level": "-O3"}}, str(earlier.run_folder)],
+        warm_start=[warm, str(earlier.run_folder)],
     )
     df = gt.SearchResult.from_csv(summary["result_csv"]).get_results()
     assert (df["status"] == "prior").sum() == len(first)
     new = df[df["status"] != "prior"].sort_values("id")
-    assert len(new) == 24 and new.iloc[0]["params"] == {"x": 2, "y": 0.3, "opt": {"level": "-O3"}}
+    assert len(new) == 24 and new.iloc[0]["params"] == warm
     for p in new["params"]:
         assert p["x"] >= 0 and p["opt"].get("unroll", 0) <= 4
         assert "unroll" not in p["opt"] or p["opt"]["level"] != "-O1"
