@@ -22,7 +22,10 @@ from tests_support import table
 
 import objectives as obj
 
-CFG = {"generations": 4, "pool_size": 6, "seed": 3}
+# The generational loop: its evaluation log is the whole record. The steady loop also keeps
+# schedule.jsonl, and a power loss that cuts the two logs at different points is not yet
+# reconciled on resume (issue 20 stays open for it).
+CFG = {"generations": 4, "pool_size": 6, "seed": 3, "schedule": "generational"}
 
 # A search on the sequential worker (in the driver's process) that dies like a power loss at its
 # CRASH_AT-th evaluation: os._exit, nothing flushed or closed.

@@ -165,6 +165,8 @@ def range(  # noqa: A001 - CompileIQ's name
     ``seed_low``/``seed_high`` bound the share ``init_with_true_random_threshold`` of the initial
     population. ``step=None`` gives a continuous float range. ``when``: see the module docstring.
     """
+    if step is None:  # a continuous range holds floats: an int bound no float holds is rounded inward
+        start, end = _float_inward(start, up=True), _float_inward(end, up=False)
     return _checked(
         RangeParam(
             start=_number(start, "range start", required=True),
@@ -176,6 +178,17 @@ def range(  # noqa: A001 - CompileIQ's name
             when=_when(when),
         )
     )
+
+
+def _float_inward(value: Any, *, up: bool) -> Any:
+    """``value`` as the nearest float on the inside of the range when it is an int that no float
+    holds exactly (beyond 2**53); anything else unchanged (checked later)."""
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        exact = int(value)
+        nearest = float(exact)
+        if (nearest < exact) if up else (nearest > exact):
+            return math.nextafter(nearest, math.inf if up else -math.inf)
+    return value
 
 
 def choice(values: Sequence[Any] | np.ndarray, knockout_prob: float | None = None, when: When | None = None) -> ChoiceParam:
