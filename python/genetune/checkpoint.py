@@ -73,7 +73,8 @@ def _sync_folder(folder: Path) -> None:
 
 def write_checkpoint(folder: Path, payload: dict[str, Any]) -> Path:
     """Replaces the folder's checkpoint atomically; the replaced one becomes
-    ``checkpoint.previous.json`` (a hard link first, so ``checkpoint.json`` never goes missing)."""
+    ``checkpoint.previous.json`` (a hard link first, so ``checkpoint.json`` never goes missing)
+    unless it is damaged (a resume fell back to the previous one, which is kept)."""
     target = folder / CHECKPOINT_FILE
     fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=folder)
     try:
@@ -81,7 +82,7 @@ def write_checkpoint(folder: Path, payload: dict[str, Any]) -> Path:
             json.dump({"format": FORMAT, **payload}, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        if target.exists():
+        if target.exists() and _loads(target):
             link = folder / f".{PREVIOUS_CHECKPOINT_FILE}.tmp"
             link.unlink(missing_ok=True)
             os.link(target, link)
@@ -101,6 +102,14 @@ def find_run_folder(path: str | os.PathLike[str]) -> Path:
     if not (folder / CHECKPOINT_FILE).is_file():
         raise FileNotFoundError(f"no {CHECKPOINT_FILE} in {folder}: not a genetune run folder")
     return folder
+
+
+def _loads(path: Path) -> bool:
+    try:
+        _load_checkpoint(path)
+    except ValueError:
+        return False
+    return True
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:

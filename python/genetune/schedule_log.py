@@ -5,14 +5,17 @@ The engine gives the same candidates for the same seed and the same sequence of 
 as ``{"ask": n, "ids": [...]}`` (the ids it returned, checked on replay), a tell as
 ``{"tell": id, "scores": [...]}`` (what the engine was told: racing's mean, a normalized score).
 The checkpoint records how many events its engine state already holds; a resume restores that
-state and replays the rest. Lines are flushed as they are written and made durable with the
-evaluation log at every checkpoint; a line cut short by a kill is ignored.
+state and replays the rest. Lines are flushed as they are written, made durable before an
+evaluation row is appended after them (:meth:`ScheduleLog.make_durable`: a power loss can cut the
+evaluation log further than this one, never the other way round for an ask) and at every
+checkpoint; a line cut short by a kill is removed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,6 +34,8 @@ class ScheduleLog:
         self.path = folder / SCHEDULE_FILE
         self._handle: TextIO | None = None
         self.count = self._repair()
+        #: Events known to be on disk (all of them when the file was read back).
+        self.durable = self.count
 
     def _repair(self) -> int:
         """Cuts a line left incomplete by a kill (appending after it would corrupt the next
@@ -73,6 +78,27 @@ class ScheduleLog:
     def sync(self) -> None:
         if self._handle is not None:
             os.fsync(self._handle.fileno())
+        self.durable = self.count
+
+    def make_durable(self) -> None:
+        """Syncs the events written since the last sync (before an evaluation row that follows
+        their asks is appended, so no logged evaluation belongs to an ask a power loss erased)."""
+        if self.durable < self.count:
+            self.sync()
+
+    def cut(self, keep: int, why: str) -> None:
+        """Keeps the first ``keep`` events, dropping the rest with a warning naming the file and
+        ``why`` (on resume, before anything is appended)."""
+        self.close()
+        data = self.path.read_bytes()
+        lines = data.splitlines(keepends=True)
+        kept = sum(len(line) for line in lines[:keep])
+        with open(self.path, "r+b") as handle:
+            handle.truncate(kept)
+            handle.flush()
+            os.fsync(handle.fileno())
+        warnings.warn(f"{self.path}: dropped events {keep + 1}–{len(lines)} of {len(lines)}: {why}", UserWarning, stacklevel=3)
+        self.count = self.durable = keep
 
     def close(self) -> None:
         if self._handle is not None:

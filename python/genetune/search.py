@@ -45,7 +45,7 @@ from genetune.schedule_log import ScheduleLog
 from genetune.scores import Score
 from genetune.search_spaces import SearchSpace, compile_space, space_from_spec
 from genetune.settings import get_settings
-from genetune.steady import SteadyLoop, replay_schedule, told_rows
+from genetune.steady import SteadyLoop, replay_schedule
 from genetune.stopping import is_stop, stop_on_signals, stop_requested
 from genetune.trackers import TrackerConfig, TrackerTypes, build_trackers
 from genetune.warm_start import WarmStart, plan_warm_start
@@ -284,7 +284,7 @@ class Search:
         if schedule_events is not None:
             # On resume: the engine replays the asks and tells logged after its checkpoint.
             schedule = ScheduleLog(folder)
-            told = told_rows(finished, replay_schedule(engine, schedule, schedule_events, folder), folder)
+            told = replay_schedule(engine, schedule, schedule_events, finished, folder)
             completed = len(told) // (config.pool_size or 1)
             rows = [r for r in finished.values() if r["status"] == "prior"] + told
             counted = [r for r in told if r["generation"] < completed]

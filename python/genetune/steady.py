@@ -36,18 +36,27 @@ from genetune.workers.base import EvaluationSlots
 if TYPE_CHECKING:
     from genetune.search import Search, _Run
 
-__all__ = ["SteadyLoop", "replay_schedule", "told_rows"]
+__all__ = ["SteadyLoop", "replay_schedule"]
 
 #: How often (seconds) the loop looks at a baseline measured beside the running evaluations.
 _BASELINE_POLL_S = 0.05
 
 
-def replay_schedule(engine: Engine, log: ScheduleLog, start: int, folder: Path) -> list[int]:
+def replay_schedule(engine: Engine, log: ScheduleLog, start: int, finished: dict[Any, Row], folder: Path) -> list[Row]:
     """Replays the asks and tells logged after the checkpoint's ``start`` events on its engine;
-    returns the ids of every told candidate of the run, in the order they were told."""
+    returns the rows of every told candidate of the run, in the order they were told.
+
+    A power loss can leave a tell whose evaluation row the evaluation log lost (the two files
+    reach the disk separately): the schedule is cut before that tell, so the candidate is pending
+    again and runs again; what was asked after it is asked anew.
+    """
     events = log.events()
     if start > len(events):
         raise StateError(f"{folder}: the checkpoint follows {start} scheduling events but {log.path.name} holds {len(events)}")
+    told = [int(e["tell"]) for e in events[:start] if "tell" in e]
+    missing = [i for i in told if not _finished(finished.get(i))]
+    if missing:
+        raise StateError(f"{folder}: the evaluation log lacks the candidates {missing[:5]} that the checkpoint counts as told")
     for number, event in enumerate(events[start:], start + 1):
         if "ask" in event:
             ids = [c.id for c in engine.ask(int(event["ask"]))]
@@ -55,17 +64,18 @@ def replay_schedule(engine: Engine, log: ScheduleLog, start: int, folder: Path) 
                 raise StateError(
                     f"{folder}: replaying {log.path.name} event {number}, the engine proposed {ids[:5]} where the run had {event['ids'][:5]}"
                 )
-        else:
-            engine.tell([int(event["tell"])], [event["scores"]])
-    return [int(e["tell"]) for e in events if "tell" in e]
-
-
-def told_rows(finished: dict[Any, Row], told: list[int], folder: Path) -> list[Row]:
-    """The rows of the told candidates, in the order they were told."""
-    missing = [i for i in told if i not in finished]
-    if missing:
-        raise StateError(f"{folder}: the evaluation log lacks the told candidates {missing[:5]}")
+            continue
+        candidate_id = int(event["tell"])
+        if not _finished(finished.get(candidate_id)):
+            log.cut(number - 1, f"candidate {candidate_id} was told but its evaluation is not in the evaluation log (lost by a crash); it runs again")
+            break
+        engine.tell([candidate_id], [event["scores"]])
+        told.append(candidate_id)
     return [finished[i] for i in told]
+
+
+def _finished(row: Row | None) -> bool:
+    return row is not None and row["status"] in ("valid", "invalid")
 
 
 @dataclass
@@ -106,7 +116,11 @@ class SteadyLoop:
         """Sorts what the engine has pending into finished rows (told first) and evaluations to
         run again."""
         pending = {c.id: c for c in self.run.engine.pending()}
-        self.ready.extend(row for rid, row in finished.items() if rid in pending and row["status"] in ("valid", "invalid"))
+        told = {row["id"] for row in self.run.rows}
+        orphans = [rid for rid, row in finished.items() if _finished(row) and rid not in pending and rid not in told]
+        if orphans:  # their asks were synced before them: only an edited or replaced schedule does this
+            raise StateError(f"{self.log.path}: the evaluation log holds candidates {orphans[:5]} that this schedule never asked")
+        self.ready.extend(row for rid, row in finished.items() if rid in pending and _finished(row))
         done = {row["id"] for row in self.ready}
         self.rerun = sorted((c for c in pending.values() if c.id not in done), key=lambda c: c.id)
 
@@ -184,7 +198,10 @@ class SteadyLoop:
         assert slots is not None
         job = self.baseline_job
         if slots.in_flight:
-            for score in slots.wait(_BASELINE_POLL_S if job is not None else None):
+            arrived = slots.wait(_BASELINE_POLL_S if job is not None else None)
+            if arrived:
+                self.log.make_durable()  # their asks reach the disk before their rows
+            for score in arrived:
                 self._arrived(score)
         if job is not None and (job.done() or not slots.in_flight):
             rows = job.result()
