@@ -69,3 +69,14 @@ def timed_quadratic(params: dict[str, Any]) -> float:
 def wrong_return(params: dict[str, Any]) -> Any:
     """Returns a string that is not the INVALID marker: the search must stop."""
     return "oops"
+
+
+def reports_its_api(params: dict[str, Any]) -> float:
+    """Appends the Prefect API URL this evaluation's process uses to ``$GENETUNE_TEST_API_FILE``."""
+    import os
+
+    from prefect.settings import PREFECT_API_URL
+
+    with open(os.environ["GENETUNE_TEST_API_FILE"], "a") as out:
+        out.write(f"{PREFECT_API_URL.value()}\n")
+    return float(params["x"] ** 2)

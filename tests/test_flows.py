@@ -646,3 +646,42 @@ def test_flow_takes_constraints_when_and_warm_start(prefect_api: None, gpu_clust
         assert "unroll" not in p["opt"] or p["opt"]["level"] != "-O1"
     priors = {json.dumps(p, sort_keys=True) for p in first.get_results()["params"]}
     assert not priors & {json.dumps(p, sort_keys=True) for p in new["params"]}
+
+
+EPHEMERAL_SCRIPT = """
+import json, sys
+from genetune.flows import genetune_search
+from prefect.server.api.server import SubprocessASGIServer
+
+summary = genetune_search(
+    objective="flow_objectives:reports_its_api",
+    search_space={"x": {"type": "range", "start": -50, "end": 50}},
+    search_config={"generations": 2, "pool_size": 6, "seed": 1},
+    n_workers=2,
+    cache_folder=sys.argv[1],
+)
+print(json.dumps({"server": SubprocessASGIServer().api_url, "evaluations": summary["evaluations"]}))
+"""
+
+
+@pytest.mark.slow
+def test_without_an_api_url_the_dask_workers_use_the_flow_runs_ephemeral_server(tmp_path: Path) -> None:
+    """No ``PREFECT_API_URL``: Prefect starts an ephemeral server for the flow run, and the local
+    cluster's worker processes report to it instead of each starting their own."""
+    import subprocess
+
+    api_file = tmp_path / "api.txt"
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_PROFILE")}
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
+        GENETUNE_TEST_API_FILE=str(api_file),
+        PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")]),
+    )
+    done = subprocess.run([sys.executable, "-c", EPHEMERAL_SCRIPT, str(tmp_path / "runs")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["evaluations"] == 12
+    urls = set(api_file.read_text().split())
+    assert urls == {out["server"]}, urls

@@ -2,9 +2,9 @@
 task runs on Dask (deployable; see ``flows/genetune_search.py``): one per candidate, submitted as
 slots free (``schedule="steady"``, the default), or chunks of a generation (``"generational"``).
 
-Run it with a Prefect API: ``PREFECT_API_URL`` exported (a ``prefect server start``), or inside
-``prefect.testing.utilities.prefect_test_harness``. Without one every Dask worker process starts
-its own ephemeral Prefect server (slow, and they compete for one SQLite file).
+Run it with a Prefect API (``PREFECT_API_URL`` exported, a ``prefect server start``) or without
+one: then the ephemeral server Prefect starts for the flow run is also the Dask workers' (see
+:func:`genetune.prefect_api.shared_with_workers`).
 
 The worker and its chunk task live in :mod:`genetune.workers.prefect_worker`, loading objectives,
 spaces and configurations in :mod:`genetune.loading`; both are re-exported here.
@@ -19,26 +19,28 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed import Client, LocalCluster
 from prefect import flow
 from prefect.logging import get_run_logger
-from prefect.settings import PREFECT_API_URL
 from prefect_dask.task_runners import DaskTaskRunner
 
+from genetune import trackers as tracker_types  # MLflowTracker from it on first use: MLflow takes ~3 s to import
 from genetune.checkpoint import find_run_folder
 from genetune.console import announce
 from genetune.jsonable import lenient_json_default
 from genetune.loading import CommandObjective, load_config, load_objective, load_search_space
-from genetune.prefect_api import flush_to_api
+from genetune.prefect_api import flush_to_api, shared_with_workers
 from genetune.results import SearchResult
 from genetune.search import Search
 from genetune.trackers.jsonl import JsonlTracker
-from genetune.trackers.mlflow_tracker import MLflowTracker
 from genetune.trackers.prefect_tracker import PrefectTracker
 from genetune.workers.dask_cluster import checked_resources, start_local_cluster
 from genetune.workers.prefect_worker import PrefectDaskWorker, evaluate_chunk
+
+if TYPE_CHECKING:
+    from genetune.trackers.mlflow_tracker import MLflowTracker
 
 __all__ = [
     "CommandObjective",
@@ -92,15 +94,15 @@ def genetune_search(
     logger = get_run_logger()
     function = load_objective(objective, objective_kwargs)
     resources = checked_resources(resources or None)
-    if not os.environ.get("PREFECT_API_URL") and not PREFECT_API_URL.value():
-        logger.warning("PREFECT_API_URL is not set: every Dask worker process may start its own ephemeral Prefect server")
-    mirror = MLflowTracker(experiment_name=mlflow_experiment, tracking_uri=mlflow_tracking_uri) if mlflow_tracking_uri else None
+    mirror = tracker_types.MLflowTracker(experiment_name=mlflow_experiment, tracking_uri=mlflow_tracking_uri) if mlflow_tracking_uri else None
     if mirror is not None:
         announce(f"MLflow: experiment {mirror.experiment_name!r} in {mirror.tracking_uri}")
     link: str | Callable[[], str | None] | None = mlflow_run_url or (mirror.run_url if mirror is not None else None)
     # The MLflow tracker first: its run exists (and has a URL) when the Prefect tracker links it.
     trackers: list[Any] = [*([mirror] if mirror is not None else []), PrefectTracker(mlflow_run_url=link), JsonlTracker()]
-    with _scheduler(dask_address, n_workers, resources) as address, DaskTaskRunner(address=address) as runner:
+    with shared_with_workers() as api_url, _scheduler(dask_address, n_workers, resources) as address, DaskTaskRunner(address=address) as runner:
+        if api_url is None:
+            logger.warning("No Prefect API found for the Dask workers: each worker process may start its own ephemeral server")
         worker = PrefectDaskWorker(task_runner=runner, resources=resources, chunk_size=chunk_size)
         if resume_from:
             folder = find_run_folder(resume_from)

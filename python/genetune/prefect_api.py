@@ -25,7 +25,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from genetune.console import announce
 
-__all__ = ["flush_to_api", "prefect_api"]
+__all__ = ["flush_to_api", "prefect_api", "shared_with_workers"]
 
 #: A fresh Prefect database (first run on a machine) takes ~15 s to migrate on 2 cores.
 STARTUP_TIMEOUT_S = 120
@@ -49,20 +49,51 @@ def prefect_api() -> Iterator[str]:
     server = SubprocessASGIServer()
     with _environment(PREFECT_SERVER_ANALYTICS_ENABLED="false"):  # the server process's environment, read when it starts
         server.start(timeout=STARTUP_TIMEOUT_S)
-    previous = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = server.api_url  # inherited by the processes started below
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        with _api_url(server.api_url):
             try:
                 yield server.api_url
             finally:
                 flush_to_api()
     finally:
+        server.stop()
+
+
+@contextmanager
+def shared_with_workers() -> Iterator[str | None]:
+    """Inside a flow run: the API it talks to, also for the processes started in the block and
+    the Dask workers it submits to. Yields the configured URL unchanged; without one, the
+    ephemeral server Prefect started in this process for the flow run (else each Dask worker
+    process would start its own: 20–50 s before the first evaluation on 2 cores, and their runs
+    in databases of their own); None when there is none."""
+    configured = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
+    if configured:
+        yield str(configured)
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # Prefect's per-process ephemeral server (a singleton)
+    if not server.running:
+        yield None
+        return
+    with _api_url(server.api_url):
+        yield server.api_url
+
+
+@contextmanager
+def _api_url(url: str) -> Iterator[None]:
+    """``url`` as the API of this process's Prefect settings (shipped to Dask workers with the
+    task context) and of the processes started in the block (``PREFECT_API_URL`` inherited)."""
+    previous = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield
+    finally:
         if previous is None:
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = previous
-        server.stop()
 
 
 def flush_to_api(timeout: float = FLUSH_TIMEOUT_S) -> None:

@@ -23,16 +23,18 @@ import statistics
 import tempfile
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, cast
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from genetune.config import ProblemType
 from genetune.intervals import mean_interval
 from genetune.jsonable import json_default
 from genetune.scores import BASELINE_ID, INVALID_SCORE
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: it is half of `import genetune`'s time, on every Dask worker too
+    import pandas as pd
 
 __all__ = ["ALL_INVALID_MESSAGE", "BASELINE_ID", "Directions", "MultiScoreScope", "SearchResult", "hypervolume", "pareto_mask"]
 
@@ -54,7 +56,6 @@ _STATUS_REMEASURE: Final = "remeasure"
 _STATUS_RACE: Final = "race"
 # Boolean cells one chunk of the dominance check for M>3 objectives may allocate (M=3 uses Kung's sweep).
 _CHUNK_CELLS: Final = 1 << 23
-_PANDAS_MAJOR: Final = int(pd.__version__.split(".")[0])
 _DEFAULT_NA: Final = ["", "NaN", "nan", "NA", "N/A", "NULL", "null", "None", "<NA>"]
 
 
@@ -305,6 +306,7 @@ def _is_baseline_id(ids: pd.Series[Any]) -> NDArray[np.bool_]:
 
 def _id_column(values: Iterable[Any]) -> pd.Series[Any]:
     """Ids as int64, or (with the baseline's "baseline") an object column of ints and strings."""
+    import pandas as pd
     out: list[Any] = []
     all_int = True
     for v in values:
@@ -329,6 +331,7 @@ def _id_column(values: Iterable[Any]) -> pd.Series[Any]:
 
 
 def _object_column(values: Iterable[Any]) -> pd.Series[Any]:
+    import pandas as pd
     items = list(values)
     arr = np.empty(len(items), dtype=object)
     arr[:] = items
@@ -336,6 +339,7 @@ def _object_column(values: Iterable[Any]) -> pd.Series[Any]:
 
 
 def _str_column(values: Iterable[Any]) -> pd.Series[Any]:
+    import pandas as pd
     items = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values]
     return pd.Series(items, dtype=object).astype(str)
 
@@ -370,6 +374,7 @@ def _loads_or_raw(value: Any) -> Any:
 
 def _canonical_frame(df: pd.DataFrame, m: int) -> pd.DataFrame:
     """The table with genetune's columns, order and dtypes (missing optional columns filled in)."""
+    import pandas as pd
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"SearchResult needs a pandas DataFrame, got {type(df).__name__}")
     columns = list(df.columns)
@@ -443,6 +448,7 @@ class SearchResult:
         """Builds the table from row dicts with keys ``generation``, ``id``, ``params``, ``scores``
         (M numbers; NaN, None or ``"*"`` = invalid) and optionally ``norm_scores`` (M numbers or
         None), ``status`` (derived when absent), ``reason``, ``duration_s``, ``metadata``."""
+        import pandas as pd
         m = num_objectives
         if isinstance(m, bool) or not isinstance(m, int) or m < 1:
             raise ValueError(f"num_objectives must be a positive int, got {m!r}")
@@ -600,6 +606,7 @@ class SearchResult:
         ``n`` (valid re-measurements), and per objective ``mean_<j>``, ``ci_low_<j>``,
         ``ci_high_<j>`` (Student's t 95% interval) of the used columns (normalized ones when
         normalized). Empty without re-measurements."""
+        import pandas as pd
         mask = self._remeasure_mask()
         columns = ["id", "n"] + [f"{k}_{j}" for j in range(1, self._num_objectives + 1) for k in ("mean", "ci_low", "ci_high")]
         if not mask.any():
@@ -810,6 +817,7 @@ class SearchResult:
 
         ``num_objectives`` defaults to the number of ``score_<num>`` columns and ``directions`` to
         ``"min"`` for every objective."""
+        import pandas as pd
         header = list(pd.read_csv(path, nrows=0).columns)
         _check_required(header)
         floats = [c for c in header if _SCORE_RE.fullmatch(c) or _NORM_RE.fullmatch(c) or c == "duration_s"]
@@ -819,7 +827,7 @@ class SearchResult:
         na_values: dict[str, list[str]] = {c: ["", INVALID_SCORE, "nan", "NaN", "NA"] for c in floats}
         na_values.update({c: list(_DEFAULT_NA) for c in header if c not in floats and c not in text})
         # pandas 3 parses floats exactly by default (and deprecates the option); pandas 2 needs it.
-        exact: dict[str, Any] = {} if _PANDAS_MAJOR >= 3 else {"float_precision": "round_trip"}
+        exact: dict[str, Any] = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
         df = pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=na_values, **exact)
         return cls._decoded(df, directions, num_objectives)
 
@@ -828,4 +836,5 @@ class SearchResult:
         cls, path: str | Path, directions: Directions | None = None, num_objectives: int | None = None
     ) -> SearchResult:
         """Reads a parquet file written by :meth:`to_parquet` (defaults as in :meth:`from_csv`)."""
+        import pandas as pd
         return cls._decoded(pd.read_parquet(path), directions, num_objectives)
