@@ -60,3 +60,11 @@ def dies_or_scores(params: dict[str, Any]) -> float:
         os._exit(3)
     time.sleep(1.0)
     return float(params["x"])
+
+
+def every_seventh_dies(params: dict[str, Any]) -> float:
+    """A multiple of 7 kills its process after 0.2 s (a segfaulting benchmark); others score."""
+    time.sleep(0.2)
+    if params["x"] % 7 == 0:
+        os._exit(3)
+    return float(params["x"])

@@ -483,6 +483,45 @@ def test_a_candidate_that_kills_its_worker_takes_no_other_down() -> None:
     assert (scores[1].score, scores[1].reason, scores[2].score) == (2.0, "", 3.0)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_steady_search_whose_candidates_kill_their_workers_ends_with_only_them_invalid(tmp_path: Path, seed: int) -> None:
+    """Dask's defaults everywhere but the search's own cluster: one candidate in seven kills its
+    worker process. With Dask's 4 allowed failures these seeds hung (a worker killed while its
+    nanny restarted it never came back, and the cluster ran out of workers); now each killer
+    fails once, runs again in a child process, and is the only INVALID one."""
+    import group_objectives as gobj
+
+    config = gt.SearchConfiguration(generations=3, pool_size=12, seed=seed)
+    df = gt.Search(gobj.every_seventh_dies, {"x": gt.search_spaces.range(0, 200)}, config, worker_type=DaskWorker(n_workers=2), cache_folder=tmp_path, disable_progress_bar=True).start().get_results()
+    df = df[df["status"].isin(["valid", "invalid"])]
+    killers = df["params"].map(lambda p: p["x"] % 7 == 0)
+    assert len(df) == 36 and killers.any()
+    assert (df.loc[killers, "reason"] == "crashed: exit code 3").all()
+    assert (df.loc[~killers, "status"] == "valid").all()
+
+
+@pytest.mark.slow
+def test_evaluations_on_an_own_cluster_without_workers_raise_instead_of_waiting_forever(monkeypatch: pytest.MonkeyPatch) -> None:
+    from genetune.workers import RunOptions, dask_slots
+
+    monkeypatch.setattr(dask_slots, "NO_WORKERS_S", 1.0)
+    worker = DaskWorker(n_workers=1)
+    try:
+        with worker.open_slots(obj.quadratic, 1, RunOptions()) as slots:
+            cluster = worker._cluster
+            assert cluster is not None
+            cluster.scale(0)
+            while worker.client.scheduler_info()["workers"]:  # type: ignore[union-attr]
+                time.sleep(0.1)
+            slots.submit(0, {"x": 1})
+            with pytest.raises(RuntimeError, match=r"1 evaluation\(s\) waited \d+ s on the search's local Dask cluster, which has no workers"):
+                slots.wait()
+    finally:
+        worker.close()
+
+
 class WorkerKiller:
     """A tracker that, once ``after`` results are in, SIGKILLs (with its nanny) a Dask worker
     that started an evaluation less than 0.1 s ago (the evaluation takes 0.2 s: it cannot have

@@ -8,6 +8,7 @@ import dataclasses
 import queue
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,6 +24,9 @@ __all__ = ["ClusterSlots", "cluster_capacity"]
 
 #: How often (seconds) the slots of a cluster whose workers may come and go are counted again.
 RECOUNT_S = 2.0
+#: How long evaluations may wait on a cluster without workers: the search's own local cluster
+#: then raises (its workers are gone for good), another cluster gets a warning each time.
+NO_WORKERS_S = 60.0
 
 
 def cluster_capacity(client: Client, resources: Mapping[str, float] | None) -> int:
@@ -54,8 +58,11 @@ class ClusterSlots(EvaluationSlots):
         *,
         fixed_capacity: int | None = None,
         scatter_threshold: int = SCATTER_THRESHOLD,
+        owned: bool = False,
     ) -> None:
         self._client = client
+        self._owned = owned
+        self._without_workers_since: float | None = None
         self._spec = spec
         self._isolated = dataclasses.replace(spec, isolate=True)
         self._resources = dict(resources) if resources is not None else None
@@ -89,11 +96,15 @@ class ClusterSlots(EvaluationSlots):
     def wait(self, timeout: float | None = None) -> list[Score]:
         deadline = None if timeout is None else time.perf_counter() + timeout
         while self._pending:
-            left = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            left = RECOUNT_S if deadline is None else min(RECOUNT_S, max(0.0, deadline - time.perf_counter()))
             try:
                 futures = [self._done.get(timeout=left)]
             except queue.Empty:
+                self._check_workers()
+                if deadline is None or time.perf_counter() < deadline:
+                    continue
                 return []
+            self._without_workers_since = None
             while True:
                 try:
                     futures.append(self._done.get_nowait())
@@ -127,6 +138,28 @@ class ClusterSlots(EvaluationSlots):
             score = invalid_score(param_id, params, self._spec.num_objectives, reason, elapsed, worker=self._spec.worker)
         future.release()  # type: ignore[no-untyped-call]
         return score
+
+    def _check_workers(self) -> None:
+        """Nothing ended for a while: evaluations waiting on a cluster without workers for
+        ``NO_WORKERS_S`` raise on the search's own local cluster (a worker whose process was
+        killed while it restarted is not restarted again: Dask would queue them forever), and
+        are warned about on another (its workers may still join)."""
+        now = time.perf_counter()
+        if list_workers(self._client):
+            self._without_workers_since = None
+            return
+        if self._without_workers_since is None:
+            self._without_workers_since = now
+            return
+        waited = now - self._without_workers_since
+        if waited < NO_WORKERS_S:
+            return
+        where = "the search's local Dask cluster" if self._owned else f"the Dask scheduler at {getattr(self._client.scheduler, 'address', '?')}"
+        message = f"{len(self._pending)} evaluation(s) waited {waited:.0f} s on {where}, which has no workers"
+        if self._owned:
+            raise RuntimeError(message + " (its worker processes died and were not restarted); the run folder resumes the search")
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        self._without_workers_since = now
 
     def _recount(self) -> None:
         """Workers that joined or left change how many evaluations the cluster takes at once."""

@@ -135,7 +135,11 @@ class DaskWorker(BatchWorker):
             return self._client
         size = int(num_workers or self.n_workers or os.cpu_count() or 1)
         if self._client is None or self._cluster is None:
-            self._cluster = dask.start_local_cluster(size, self.threads_per_worker, **self.cluster_kwargs)
+            # A task that kills its worker fails at once (KilledWorker) and runs again in a child
+            # process, where only it can fail: Dask's default lets it kill 4 workers first, and a
+            # worker killed while it restarts is not restarted (the search then had none left).
+            kwargs = {**self.cluster_kwargs, "scheduler_kwargs": {"allowed_failures": 0, **(self.cluster_kwargs.get("scheduler_kwargs") or {})}}
+            self._cluster = dask.start_local_cluster(size, self.threads_per_worker, **kwargs)
             self._client = dask.Client(self._cluster, set_as_default=False)
             self._cluster_size = size
         elif size != self._cluster_size:
@@ -179,7 +183,7 @@ class DaskWorker(BatchWorker):
         client = self._ensure_client(options.num_workers)
         self._check_cluster(client)
         spec = _on_dask().TaskSpec(num_objectives=num_objectives, worker=self.name, timeout=options.task_timeout, isolate=isolate)
-        return ClusterSlots(client, function, spec, self.resources, scatter_threshold=self.scatter_threshold)
+        return ClusterSlots(client, function, spec, self.resources, scatter_threshold=self.scatter_threshold, owned=self.address is None)
 
     def measure_missing_baselines(
         self, function: Callable[[Any], Any], num_objectives: int, known: Collection[str], options: RunOptions
