@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import genetune as gt
@@ -215,7 +216,6 @@ def test_a_full_disk_reports_the_first_failure_and_leaves_no_partial_results(tmp
     """The checkpoint write fails (ENOSPC); results.csv then fails too: the first error is the
     one raised, the earlier results.csv is intact, the folder resumes to the whole table."""
     import genetune.checkpoint as checkpoint
-    import genetune.results as results
 
     search = gt.Search(obj.quadratic, obj.SPACE, gt.SearchConfiguration(**CFG), worker_type="sequential", cache_folder=tmp_path, disable_progress_bar=True, dump_results=tmp_path / "dump.csv")
     real_dump = json.dump
@@ -227,7 +227,7 @@ def test_a_full_disk_reports_the_first_failure_and_leaves_no_partial_results(tmp
             raise OSError(errno.ENOSPC, "No space left on device")
         real_dump(value, handle, **kw)
 
-    real_to_csv = results.pd.DataFrame.to_csv
+    real_to_csv = pd.DataFrame.to_csv
 
     def full_disk_csv(self: Any, handle: Any, **kw: Any) -> Any:
         if writes["n"] >= 4:
@@ -236,7 +236,7 @@ def test_a_full_disk_reports_the_first_failure_and_leaves_no_partial_results(tmp
         return real_to_csv(self, handle, **kw)
 
     monkeypatch.setattr(checkpoint.json, "dump", full_disk_dump)
-    monkeypatch.setattr(results.pd.DataFrame, "to_csv", full_disk_csv)
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk_csv)
     with pytest.warns(UserWarning, match="results.csv not written"), pytest.raises(OSError, match=r"No space left on device$"):
         search.start()
     monkeypatch.undo()
