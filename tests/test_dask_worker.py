@@ -503,23 +503,53 @@ def test_a_steady_search_whose_candidates_kill_their_workers_ends_with_only_them
 
 
 @pytest.mark.slow
-def test_evaluations_on_an_own_cluster_without_workers_raise_instead_of_waiting_forever(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_own_cluster_that_lost_its_workers_gets_new_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dask does not restart a worker killed while its nanny restarted it: once the search's own
+    local cluster has had no workers for REVIVE_S, it is given new ones, and the evaluation runs."""
+    import group_objectives as gobj
+
     from genetune.workers import RunOptions, dask_slots
 
-    monkeypatch.setattr(dask_slots, "NO_WORKERS_S", 1.0)
+    monkeypatch.setattr(dask_slots, "REVIVE_S", 0.5)
     worker = DaskWorker(n_workers=1)
     try:
-        with worker.open_slots(obj.quadratic, 1, RunOptions()) as slots:
+        with worker.open_slots(gobj.score, 1, RunOptions()) as slots:
             cluster = worker._cluster
-            assert cluster is not None
-            cluster.scale(0)
-            while worker.client.scheduler_info()["workers"]:  # type: ignore[union-attr]
+            assert cluster is not None and worker.client is not None
+            cluster.scale(0)  # type: ignore[no-untyped-call]
+            while worker.client.scheduler_info()["workers"]:
                 time.sleep(0.1)
             slots.submit(0, {"x": 1})
-            with pytest.raises(RuntimeError, match=r"1 evaluation\(s\) waited \d+ s on the search's local Dask cluster, which has no workers"):
-                slots.wait()
+            with pytest.warns(RuntimeWarning, match="lost all its workers"):
+                scores = slots.wait()
     finally:
         worker.close()
+    assert [s.param_id for s in scores] == [0] and not scores[0].failed
+
+
+@pytest.mark.slow
+def test_evaluations_on_a_cluster_without_workers_warn_and_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a scheduler the search did not start, workers may still join: a warning, no error."""
+    import group_objectives as gobj
+
+    from genetune.workers import RunOptions, dask_slots
+
+    monkeypatch.setattr(dask_slots, "NO_WORKERS_S", 0.5)
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        worker = DaskWorker(address=cluster.scheduler_address)
+        try:
+            with worker.open_slots(gobj.score, 1, RunOptions()) as slots:
+                cluster.scale(0)
+                assert worker.client is not None
+                while worker.client.scheduler_info()["workers"]:
+                    time.sleep(0.1)
+                slots.submit(0, {"x": 1})
+                with pytest.warns(RuntimeWarning, match="1 evaluation\\(s\\) waited \\d+ s on the Dask scheduler at .*, which has no workers"):
+                    assert slots.wait(timeout=3.0) == []
+                cluster.scale(1)
+                assert [s.param_id for s in slots.wait()] == [0]
+        finally:
+            worker.close()
 
 
 class WorkerKiller:

@@ -105,6 +105,8 @@ class SteadyLoop:
         self.deferred: list[Score] = []
         self.baseline_job: Future[list[Row]] | None = None
         self.baselined: set[str | None] = set()
+        #: The placements the running baseline job measures.
+        self.measuring: set[str | None] = set()
         #: False between an engine call and its log line: a stop then writes no checkpoint
         #: (the last one and the log still replay exactly).
         self.consistent = True
@@ -215,6 +217,10 @@ class SteadyLoop:
 
     def _arrived(self, score: Score) -> None:
         baselines = self.run.baselines
+        if self.baseline_job is not None and baselines.placement_of(score.metadata) in self.measuring:
+            # The measuring thread may already hold the baseline: its row is recorded first.
+            self.deferred.append(score)
+            return
         if baselines.lacks(score):
             key = baselines.placement_of(score.metadata)
             if key not in self.baselined or self.baseline_job is not None:
@@ -230,7 +236,8 @@ class SteadyLoop:
     def _measure_baselines(self) -> None:
         """The baselines of the new placements, measured beside the running evaluations."""
         search, run = self.search, self.run
-        self.baselined.update(run.baselines.placement_of(s.metadata) for s in self.deferred)
+        self.measuring = {run.baselines.placement_of(s.metadata) for s in self.deferred}
+        self.baselined.update(self.measuring)
         objective = search._shipped_objective()
 
         def measure() -> list[Row]:

@@ -24,8 +24,11 @@ __all__ = ["ClusterSlots", "cluster_capacity"]
 
 #: How often (seconds) the slots of a cluster whose workers may come and go are counted again.
 RECOUNT_S = 2.0
+#: How long evaluations wait on a cluster without workers before the search's own local cluster
+#: is given new ones (a worker killed while its nanny restarted it is not restarted again).
+REVIVE_S = 5.0
 #: How long evaluations may wait on a cluster without workers: the search's own local cluster
-#: then raises (its workers are gone for good), another cluster gets a warning each time.
+#: then raises (new workers did not come either), another cluster gets a warning each time.
 NO_WORKERS_S = 60.0
 
 
@@ -58,10 +61,11 @@ class ClusterSlots(EvaluationSlots):
         *,
         fixed_capacity: int | None = None,
         scatter_threshold: int = SCATTER_THRESHOLD,
-        owned: bool = False,
+        revive: Callable[[], None] | None = None,
     ) -> None:
         self._client = client
-        self._owned = owned
+        self._revive = revive
+        self._revived = False
         self._without_workers_since: float | None = None
         self._spec = spec
         self._isolated = dataclasses.replace(spec, isolate=True)
@@ -140,24 +144,30 @@ class ClusterSlots(EvaluationSlots):
         return score
 
     def _check_workers(self) -> None:
-        """Nothing ended for a while: evaluations waiting on a cluster without workers for
-        ``NO_WORKERS_S`` raise on the search's own local cluster (a worker whose process was
-        killed while it restarted is not restarted again: Dask would queue them forever), and
-        are warned about on another (its workers may still join)."""
+        """Nothing ended for a while: on a cluster without workers, the search's own local
+        cluster gets new ones after ``REVIVE_S`` (``revive``: Dask leaves a worker killed while
+        its nanny restarted it dead, and would queue the evaluations forever) and raises after
+        ``NO_WORKERS_S``; another cluster gets a warning (its workers may still join)."""
         now = time.perf_counter()
         if list_workers(self._client):
             self._without_workers_since = None
+            self._revived = False
             return
         if self._without_workers_since is None:
             self._without_workers_since = now
             return
         waited = now - self._without_workers_since
+        if self._revive is not None and not self._revived and waited >= REVIVE_S:
+            self._revived = True
+            warnings.warn(f"the search's local Dask cluster lost all its workers for {waited:.0f} s: starting them again", RuntimeWarning, stacklevel=3)
+            self._revive()
+            return
         if waited < NO_WORKERS_S:
             return
-        where = "the search's local Dask cluster" if self._owned else f"the Dask scheduler at {getattr(self._client.scheduler, 'address', '?')}"
+        where = "the search's local Dask cluster" if self._revive is not None else f"the Dask scheduler at {getattr(self._client.scheduler, 'address', '?')}"
         message = f"{len(self._pending)} evaluation(s) waited {waited:.0f} s on {where}, which has no workers"
-        if self._owned:
-            raise RuntimeError(message + " (its worker processes died and were not restarted); the run folder resumes the search")
+        if self._revive is not None:
+            raise RuntimeError(message + " (its worker processes died and new ones did not start); the run folder resumes the search")
         warnings.warn(message, RuntimeWarning, stacklevel=3)
         self._without_workers_since = now
 

@@ -183,7 +183,15 @@ class DaskWorker(BatchWorker):
         client = self._ensure_client(options.num_workers)
         self._check_cluster(client)
         spec = _on_dask().TaskSpec(num_objectives=num_objectives, worker=self.name, timeout=options.task_timeout, isolate=isolate)
-        return ClusterSlots(client, function, spec, self.resources, scatter_threshold=self.scatter_threshold, owned=self.address is None)
+        revive = self._restart_workers if self.address is None else None
+        return ClusterSlots(client, function, spec, self.resources, scatter_threshold=self.scatter_threshold, revive=revive)
+
+    def _restart_workers(self) -> None:
+        """New worker processes for the local cluster (all of its own died)."""
+        cluster = self._cluster
+        if cluster is not None:
+            cluster.scale(0)  # type: ignore[no-untyped-call]
+            cluster.scale(self._cluster_size)  # type: ignore[no-untyped-call]
 
     def measure_missing_baselines(
         self, function: Callable[[Any], Any], num_objectives: int, known: Collection[str], options: RunOptions
